@@ -1,0 +1,1 @@
+//! OSTree-format repository (placeholder during bootstrap).

@@ -1,0 +1,80 @@
+//! Command tree of `rost`: one module per verb family.
+
+pub mod ostree_compat;
+pub mod pkg;
+pub mod repo;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Top-level command line of `rost`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rost",
+    version,
+    about = "Compose RPM package sets into OSTree commits and deploy them atomically"
+)]
+pub struct Cli {
+    /// Raise log verbosity (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Operate on an OSTree-format repository.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+    /// Inspect, resolve and download RPM packages.
+    #[command(subcommand)]
+    Pkg(pkg::PkgCommand),
+}
+
+/// Parses `args` as rost's own command line and runs it.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Repo(cmd) => repo::run(cmd),
+        Command::Pkg(cmd) => pkg::run(cmd),
+    }
+}
+
+/// Sets up `tracing` on stderr, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error chain once and picks the exit code.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    // A closed stdout (`rost … | head`) is not a failure.
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

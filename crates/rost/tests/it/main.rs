@@ -1,0 +1,9 @@
+//! Integration tests: drive the real `rost` binary (and, for interop, the real
+//! `ostree`, `rpm`, `rpmbuild`, `createrepo_c`, …).
+//!
+//! Interop tests call [`util::require_tool`]: outside CI a missing tool skips the
+//! test with a note; under `CI=true` it fails.
+
+mod pkg;
+mod repo;
+mod util;

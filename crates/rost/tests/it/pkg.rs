@@ -1,0 +1,1 @@
+//! `rost pkg` integration tests (rost-rpm work).

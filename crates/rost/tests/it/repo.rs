@@ -1,0 +1,1 @@
+//! `rost repo` integration tests.

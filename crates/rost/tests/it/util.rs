@@ -1,0 +1,90 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path of the freshly built `rost` binary.
+pub fn rost_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rost"))
+}
+
+/// A `Command` running `rost` with the given arguments.
+pub fn rost(args: &[&str]) -> Command {
+    let mut cmd = Command::new(rost_bin());
+    cmd.args(args);
+    cmd
+}
+
+/// Whether `CI=true` is set: then missing tools are failures, not skips.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Returns true when `tool` is on PATH. Under CI a missing tool panics, so an
+/// interop test can never pass by silently skipping.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(tool))))
+        .unwrap_or(false);
+    if !found {
+        if in_ci() {
+            panic!("required tool `{tool}` is not installed (CI=true: missing tools are failures)");
+        }
+        eprintln!("SKIP: `{tool}` not installed");
+    }
+    found
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Whether the tests run as root (needed for real ownership and `security.*` xattrs).
+pub fn is_root() -> bool {
+    // SAFETY-free: read the effective uid from /proc to avoid a libc dependency.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command, panicking with its stderr when it fails; returns stdout.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert_success(&out, &format!("{cmd:?}"));
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs a command that must fail; returns its output.
+#[track_caller]
+pub fn run_fail(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+#[track_caller]
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Installs the Debian packages rost's demo and tests need, when missing.
+# Safe to run repeatedly; needs root (or sudo) on a fresh Debian 12 machine.
+set -euo pipefail
+need=()
+for pair in ostree:ostree getfattr:attr rpm:rpm rpmbuild:rpm createrepo_c:createrepo-c \
+            dnf:dnf bwrap:bubblewrap cpio:cpio rpm2cpio:rpm2cpio; do
+    tool=${pair%%:*}; pkg=${pair#*:}
+    command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "installing: ${need[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
