@@ -1,0 +1,27 @@
+//! `rost-rpm`: everything rost knows about RPM packages, and nothing about OSTree.
+//!
+//! Owns:
+//! - [`header`]: reading package headers (NEVRA, dependencies with pre/post flags,
+//!   weak dependencies, file lists with modes/owners/digests/flags/caps, scriptlets)
+//!   through the `rpm` crate, with header and payload digests verified;
+//! - [`payload`]: extracting payloads safely (no `..`, no writes through symlinks,
+//!   per-file digests checked);
+//! - [`evr`]: rpm's version comparison (`rpmvercmp`) and dependency range overlap.
+//!
+//! Deliberately ignores: GPG signature policy, the rpmdb, scriptlet execution.
+//!
+//! ```
+//! use rost_rpm::evr::rpmvercmp;
+//! use std::cmp::Ordering;
+//! assert_eq!(rpmvercmp("1.0~rc1", "1.0"), Ordering::Less);
+//! assert_eq!(rpmvercmp("1.0^git1", "1.0"), Ordering::Greater);
+//! ```
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod error;
+pub mod evr;
+pub mod header;
+pub mod payload;
+
+pub use error::{Error, Result};
+pub use header::{Dependency, FileInfo, PackageHeader, RpmPackage, load_package};
