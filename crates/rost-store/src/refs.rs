@@ -1,0 +1,255 @@
+//! Refs: `refs/heads/<ref>`, `refs/remotes/<remote>/<ref>`, revision parsing.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType};
+use rustix::io::Errno;
+
+use crate::error::IoContext;
+use crate::fsutil::{self, Durability};
+use crate::{Checksum, Error, ObjectType, Repo, Result};
+
+/// Whether `name` is a valid ref name: `(F/)*F` with `F = [\w\d][-._\w\d]*`.
+pub fn is_valid_ref(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('/').all(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(c) if c.is_alphanumeric() || c == '_' => {}
+                _ => return false,
+            }
+            chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+}
+
+/// A ref, optionally on a remote (`remote:ref`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefSpec {
+    /// Remote name, if any.
+    pub remote: Option<String>,
+    /// Ref name.
+    pub name: String,
+}
+
+impl RefSpec {
+    /// Parses `ref` or `remote:ref`, validating the ref name.
+    pub fn parse(s: &str) -> Result<RefSpec> {
+        let (remote, name) = match s.split_once(':') {
+            Some((r, n)) => (Some(r.to_owned()), n),
+            None => (None, s),
+        };
+        if !is_valid_ref(name)
+            || remote
+                .as_deref()
+                .is_some_and(|r| r.is_empty() || r.contains('/'))
+        {
+            return Err(Error::InvalidRef(s.to_owned()));
+        }
+        Ok(RefSpec {
+            remote,
+            name: name.to_owned(),
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        match &self.remote {
+            Some(r) => PathBuf::from("refs/remotes").join(r).join(&self.name),
+            None => PathBuf::from("refs/heads").join(&self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for RefSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.remote {
+            Some(r) => write!(f, "{r}:{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+fn parse_ref_file(data: &[u8], path: &Path) -> Result<Checksum> {
+    let s = std::str::from_utf8(data).map_err(|_| Error::Corrupt {
+        object: path.display().to_string(),
+        reason: "ref is not UTF-8".into(),
+    })?;
+    s.trim_end().parse().map_err(|_| Error::Corrupt {
+        object: path.display().to_string(),
+        reason: format!("ref holds {:?}, not a checksum", s.trim_end()),
+    })
+}
+
+impl Repo {
+    /// Reads a ref, `None` when it does not exist.
+    pub fn read_ref(&self, spec: &RefSpec) -> Result<Option<Checksum>> {
+        let p = spec.path();
+        match fsutil::read_file_optional_at(self.dfd(), &p)? {
+            Some(d) => Ok(Some(parse_ref_file(&d, &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Points a ref at `target`, or deletes it with `None`. Durable on return.
+    ///
+    /// Callers must only name commits whose objects are already durable.
+    pub fn write_ref(&self, spec: &RefSpec, target: Option<&Checksum>) -> Result<()> {
+        let p = spec.path();
+        match target {
+            Some(c) => {
+                if let Some(parent) = p.parent() {
+                    fsutil::ensure_dir_all_at(self.dfd(), parent, 0o755).ctx("creating", parent)?;
+                }
+                fsutil::replace_file_at(
+                    self.dfd(),
+                    &p,
+                    format!("{c}\n").as_bytes(),
+                    0o644,
+                    Durability::Now,
+                )
+            }
+            None => match rustix::fs::unlinkat(self.dfd(), &p, AtFlags::empty()) {
+                Ok(()) => Ok(()),
+                Err(Errno::NOENT) => Err(Error::NotFound(format!("Refspec '{spec}' not found"))),
+                Err(e) => Err(e).ctx("removing", p),
+            },
+        }
+    }
+
+    /// Every ref: local ones by name, remote ones as `remote:name`.
+    pub fn list_refs(&self) -> Result<BTreeMap<RefSpec, Checksum>> {
+        let mut out = BTreeMap::new();
+        self.walk_refs(Path::new("refs/heads"), "", &mut |name, c| {
+            out.insert(RefSpec { remote: None, name }, c);
+        })?;
+        let remotes = match fsutil::open_dir_at(self.dfd(), Path::new("refs/remotes")) {
+            Ok(fd) => fsutil::list_dir(fd.as_fd()).ctx("listing", "refs/remotes")?,
+            Err(Errno::NOENT) => Vec::new(),
+            Err(e) => return Err(e).ctx("opening", "refs/remotes"),
+        };
+        for r in remotes {
+            if r.file_type != FileType::Directory {
+                continue;
+            }
+            let Some(remote) = r.name.to_str() else {
+                continue;
+            };
+            let base = Path::new("refs/remotes").join(remote);
+            self.walk_refs(&base, "", &mut |name, c| {
+                out.insert(
+                    RefSpec {
+                        remote: Some(remote.to_owned()),
+                        name,
+                    },
+                    c,
+                );
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn walk_refs(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        f: &mut dyn FnMut(String, Checksum),
+    ) -> Result<()> {
+        let fd = match fsutil::open_dir_at(self.dfd(), dir) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e).ctx("opening", dir),
+        };
+        for e in fsutil::list_dir(fd.as_fd()).ctx("listing", dir)? {
+            let Some(n) = e.name.to_str() else { continue };
+            if n.starts_with(".tmp-") {
+                continue;
+            }
+            let full = if prefix.is_empty() {
+                n.to_owned()
+            } else {
+                format!("{prefix}/{n}")
+            };
+            let p = dir.join(n);
+            if e.file_type == FileType::Directory {
+                self.walk_refs(&p, &full, f)?;
+            } else if let Some(d) = fsutil::read_file_optional_at(self.dfd(), &p)? {
+                f(full, parse_ref_file(&d, &p)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a revision: a checksum, a ref, `remote:ref`, with `^` suffixes
+    /// for parents. `Ok(None)` when the ref does not exist.
+    pub fn resolve_rev_optional(&self, rev: &str) -> Result<Option<Checksum>> {
+        if let Some(base) = rev.strip_suffix('^') {
+            let Some(c) = self.resolve_rev_optional(base)? else {
+                return Ok(None);
+            };
+            let commit = self.load_commit(&c)?;
+            return commit.parent.map(Some).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "Revision '{rev}' not found: commit {c} has no parent"
+                ))
+            });
+        }
+        if Checksum::is_valid_hex(rev) {
+            return rev.parse().map(Some);
+        }
+        let spec = RefSpec::parse(rev)?;
+        if let Some(c) = self.read_ref(&spec)? {
+            return Ok(Some(c));
+        }
+        if spec.remote.is_none() {
+            // `remote/ref` as a path under refs/remotes, then mirrors.
+            for base in ["refs/remotes", "refs/mirrors"] {
+                let p = Path::new(base).join(&spec.name);
+                if let Some(d) = fsutil::read_file_optional_at(self.dfd(), &p)? {
+                    return Ok(Some(parse_ref_file(&d, &p)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves a revision; a missing ref is an error.
+    pub fn resolve_rev(&self, rev: &str) -> Result<Checksum> {
+        self.resolve_rev_optional(rev)?
+            .ok_or_else(|| Error::NotFound(format!("Refspec '{rev}' not found")))
+    }
+
+    /// Resolves a revision and checks that the commit object is present.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Checksum> {
+        let c = self.resolve_rev(rev)?;
+        if !self.has_object(ObjectType::Commit, &c)? {
+            return Err(Error::NotFound(format!(
+                "No such metadata object {c}.commit"
+            )));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_names() {
+        for ok in ["b", "fedora/x86_64/silverblue", "a.b-c_d", "_x", "1"] {
+            assert!(is_valid_ref(ok), "{ok}");
+        }
+        for bad in ["", "/a", "a/", "a//b", ".a", "-a", "a b", "a:b", "a/../b"] {
+            assert!(!is_valid_ref(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refspecs() {
+        let s = RefSpec::parse("origin:os/x86_64").unwrap();
+        assert_eq!(s.remote.as_deref(), Some("origin"));
+        assert_eq!(s.to_string(), "origin:os/x86_64");
+        assert!(RefSpec::parse(":x").is_err());
+    }
+}
