@@ -214,10 +214,12 @@ fn ls_line(f: &FileInfo, now: i64) -> String {
         _ => f.path.clone(),
     };
     let trunc8 = |s: &str| s.chars().take(8).collect::<String>();
+    // rpm's query code counts a directory's "." as one more link.
+    let nlink = if f.is_dir() { f.nlink + 1 } else { f.nlink };
     format!(
         "{} {:4} {:<8} {:<8} {:>10} {} {}",
         perms_string(f.mode),
-        f.nlink,
+        nlink,
         trunc8(&f.user),
         trunc8(&f.group),
         size,
