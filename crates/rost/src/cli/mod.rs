@@ -28,8 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Operate on an OSTree-format repository.
-    #[command(subcommand)]
-    Repo(repo::RepoCommand),
+    Repo(repo::RepoArgs),
     /// Inspect, resolve and download RPM packages.
     #[command(subcommand)]
     Pkg(pkg::PkgCommand),

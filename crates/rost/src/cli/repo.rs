@@ -1,10 +1,763 @@
-//! `rost repo …`
-use clap::Subcommand;
+//! `rost repo …`: the OSTree repository commands, with ostree's flag names.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use rost_store::checkout::{CheckoutOptions, checkout};
+use rost_store::commit::{CommitOptions, commit_directory};
+use rost_store::fsck::{FsckOptions, fsck};
+use rost_store::gvariant::Value;
+use rost_store::objects::{Commit, S_IFDIR, S_IFLNK, S_IFMT};
+use rost_store::prune::{PruneOptions, prune};
+use rost_store::refs::RefSpec;
+use rost_store::walk::{TreeNode, lookup_path};
+use rost_store::{Checksum, Repo, RepoMode};
+
+/// `rost repo [--repo R] COMMAND`.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// Path to the repository (default: $OSTREE_REPO, else /ostree/repo).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: RepoCommand,
+}
+
 /// Subcommands of `rost repo`.
 #[derive(Debug, Subcommand)]
-pub enum RepoCommand {}
+pub enum RepoCommand {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Commit a directory tree to a branch.
+    Commit(CommitArgs),
+    /// Check a commit out into a directory.
+    Checkout(CheckoutArgs),
+    /// List files in a commit.
+    Ls(LsArgs),
+    /// Print a file from a commit.
+    Cat(CatArgs),
+    /// Show a commit.
+    Show(ShowArgs),
+    /// Show the history of a ref.
+    Log(LogArgs),
+    /// List, create or delete refs.
+    Refs(RefsArgs),
+    /// Print the commit a revision resolves to.
+    RevParse(RevParseArgs),
+    /// Show the files that differ between two revisions.
+    Diff(DiffArgs),
+    /// Check the integrity of every object.
+    Fsck(FsckArgs),
+    /// Delete unreachable objects.
+    Prune(PruneArgs),
+}
+
+/// `init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Storage mode: archive (= archive-z2), bare, bare-user, bare-user-only.
+    #[arg(long, default_value = "bare")]
+    mode: String,
+    /// Collection id for the repository.
+    #[arg(long)]
+    collection_id: Option<String>,
+}
+
+/// `commit`
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Branch to commit to.
+    #[arg(short = 'b', long)]
+    branch: Option<String>,
+    /// One-line subject.
+    #[arg(short = 's', long)]
+    subject: Option<String>,
+    /// Full description.
+    #[arg(short = 'm', long)]
+    body: Option<String>,
+    /// Add a string metadata key (KEY=VALUE).
+    #[arg(long = "add-metadata-string", value_name = "KEY=VALUE")]
+    metadata_string: Vec<String>,
+    /// Add a string key to the detached metadata (KEY=VALUE).
+    #[arg(long = "add-detached-metadata-string", value_name = "KEY=VALUE")]
+    detached_metadata_string: Vec<String>,
+    /// Commit time (RFC 3339, "YYYY-MM-DD HH:MM:SS" UTC, or @SECONDS).
+    #[arg(long)]
+    timestamp: Option<String>,
+    /// Set every file's uid.
+    #[arg(long)]
+    owner_uid: Option<u32>,
+    /// Set every file's gid.
+    #[arg(long)]
+    owner_gid: Option<u32>,
+    /// uid/gid 0 and modes masked to 0755 style.
+    #[arg(long)]
+    canonical_permissions: bool,
+    /// Parent commit (default: the branch's current commit).
+    #[arg(long)]
+    parent: Option<String>,
+    /// Create a commit without a parent.
+    #[arg(long)]
+    orphan: bool,
+    /// Do not write ref-binding metadata.
+    #[arg(long)]
+    no_bindings: bool,
+    /// Do not import extended attributes.
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Tree to commit: dir=PATH.
+    #[arg(long, value_name = "dir=PATH")]
+    tree: Vec<String>,
+    /// Directory to commit.
+    path: Option<PathBuf>,
+}
+
+/// `checkout`
+#[derive(Debug, Args)]
+pub struct CheckoutArgs {
+    /// Ignore ownership and xattrs (non-root checkout).
+    #[arg(short = 'U', long)]
+    user_mode: bool,
+    /// Fail rather than copy when hardlinking is impossible.
+    #[arg(short = 'H', long)]
+    require_hardlinks: bool,
+    /// Check out only this subpath.
+    #[arg(long)]
+    subpath: Option<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    union: bool,
+    /// Never hardlink.
+    #[arg(short = 'C', long)]
+    force_copy: bool,
+    /// Revision to check out.
+    rev: String,
+    /// Destination (default: the revision name).
+    dest: Option<PathBuf>,
+}
+
+/// `ls`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Recurse into directories.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// List a directory itself, not its contents.
+    #[arg(short = 'd', long)]
+    dironly: bool,
+    /// Show object checksums.
+    #[arg(short = 'C', long)]
+    checksum: bool,
+    /// Show extended attributes.
+    #[arg(short = 'X', long)]
+    xattrs: bool,
+    /// Revision.
+    rev: String,
+    /// Paths (default: /).
+    paths: Vec<String>,
+}
+
+/// `cat`
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Revision.
+    rev: String,
+    /// Files to print.
+    #[arg(required = true)]
+    paths: Vec<String>,
+}
+
+/// `show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Print one metadata key's value.
+    #[arg(long)]
+    print_metadata_key: Option<String>,
+    /// Print one detached metadata key's value.
+    #[arg(long)]
+    print_detached_metadata_key: Option<String>,
+    /// Print the raw commit variant.
+    #[arg(long)]
+    raw: bool,
+    /// Revision.
+    rev: String,
+}
+
+/// `log`
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Ref or commit.
+    rev: String,
+}
+
+/// `refs`
+#[derive(Debug, Args)]
+pub struct RefsArgs {
+    /// Delete the given refs (or every ref under PREFIX).
+    #[arg(long)]
+    delete: bool,
+    /// Create a ref NEW pointing at the revision given as argument.
+    #[arg(long, value_name = "NEW")]
+    create: Option<String>,
+    /// Prefix filter, or the revision for --create.
+    args: Vec<String>,
+}
+
+/// `rev-parse`
+#[derive(Debug, Args)]
+pub struct RevParseArgs {
+    /// Revision.
+    rev: String,
+}
+
+/// `diff`
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Old revision.
+    from: String,
+    /// New revision.
+    to: String,
+}
+
+/// `fsck`
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Delete corrupt objects.
+    #[arg(long)]
+    delete: bool,
+    /// Print less.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// `prune`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only consider objects reachable from refs.
+    #[arg(long)]
+    refs_only: bool,
+    /// Delete commits older than DATE (except ref tips), then prune from refs.
+    #[arg(long, value_name = "DATE")]
+    keep_younger_than: Option<String>,
+    /// History depth to keep behind each root (-1 = all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    depth: i64,
+    /// Only report what would be deleted.
+    #[arg(long)]
+    no_prune: bool,
+}
+
+fn repo_path(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("OSTREE_REPO").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/ostree/repo"))
+}
+
+fn open(path: &Path) -> Result<Repo> {
+    Repo::open(path).with_context(|| format!("opening repository {}", path.display()))
+}
+
+/// Parses ostree-style timestamps: RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` (UTC), `@SECONDS`.
+pub fn parse_timestamp(s: &str) -> Result<u64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let t = s.trim();
+    if let Some(secs) = t.strip_prefix('@') {
+        return secs.parse().map_err(|_| anyhow!("invalid timestamp {s:?}"));
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return u64::try_from(dt.timestamp())
+            .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
+            return u64::try_from(dt.and_utc().timestamp())
+                .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let dt = d
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(|| anyhow!("invalid timestamp {s:?}"))?;
+        return u64::try_from(dt.and_utc().timestamp())
+            .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
+    }
+    bail!("invalid timestamp {s:?}: expected RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or @SECONDS")
+}
+
+fn parse_kv(s: &str, flag: &str) -> Result<(String, Value)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{flag}: expected KEY=VALUE, got {s:?}"))?;
+    Ok((k.to_owned(), Value::str(v)))
+}
+
 /// Runs a `rost repo` subcommand.
-pub fn run(cmd: RepoCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+pub fn run(args: RepoArgs) -> Result<ExitCode> {
+    let path = repo_path(args.repo);
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        RepoCommand::Init(a) => {
+            let mode = RepoMode::parse(&a.mode).ok_or_else(|| {
+                anyhow!(
+                    "--mode: invalid mode {:?} (archive, bare, bare-user, bare-user-only)",
+                    a.mode
+                )
+            })?;
+            let mut repo = Repo::init(&path, mode)
+                .with_context(|| format!("creating repository {}", path.display()))?;
+            if let Some(cid) = a.collection_id {
+                let mut cfg = repo.config().clone();
+                cfg.set("core", "collection-id", &cid);
+                repo.write_config(cfg)?;
+            }
+        }
+        RepoCommand::Commit(a) => {
+            let repo = open(&path)?;
+            let mut src = a.path.clone();
+            for t in &a.tree {
+                match t.split_once('=') {
+                    Some(("dir", p)) => src = Some(PathBuf::from(p)),
+                    _ => bail!("--tree={t}: only dir=PATH is supported"),
+                }
+            }
+            let src =
+                src.ok_or_else(|| anyhow!("no directory to commit: give PATH or --tree=dir=PATH"))?;
+            let parent = match &a.parent {
+                Some(p) if p == "none" => None,
+                Some(p) => Some(
+                    repo.resolve_commit(p)
+                        .with_context(|| format!("--parent {p}"))?,
+                ),
+                None => None,
+            };
+            let opts = CommitOptions {
+                branch: a.branch.clone(),
+                subject: a.subject.unwrap_or_default(),
+                body: a.body.unwrap_or_default(),
+                metadata: a
+                    .metadata_string
+                    .iter()
+                    .map(|s| parse_kv(s, "--add-metadata-string"))
+                    .collect::<Result<_>>()?,
+                detached_metadata: a
+                    .detached_metadata_string
+                    .iter()
+                    .map(|s| parse_kv(s, "--add-detached-metadata-string"))
+                    .collect::<Result<_>>()?,
+                timestamp: a.timestamp.as_deref().map(parse_timestamp).transpose()?,
+                owner_uid: a.owner_uid,
+                owner_gid: a.owner_gid,
+                canonical_permissions: a.canonical_permissions,
+                parent,
+                orphan: a.orphan || a.parent.as_deref() == Some("none"),
+                no_bindings: a.no_bindings,
+                no_xattrs: a.no_xattrs,
+            };
+            if opts.branch.is_none() {
+                bail!("a branch is required: --branch REF");
+            }
+            let res = commit_directory(&repo, &src, &opts)
+                .with_context(|| format!("committing {} to {}", src.display(), path.display()))?;
+            writeln!(out, "{}", res.commit)?;
+        }
+        RepoCommand::Checkout(a) => {
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.rev)?;
+            let dest = a.dest.unwrap_or_else(|| PathBuf::from(&a.rev));
+            let opts = CheckoutOptions {
+                user_mode: a.user_mode,
+                union: a.union,
+                require_hardlinks: a.require_hardlinks,
+                subpath: a.subpath,
+                force_copy: a.force_copy,
+            };
+            checkout(&repo, &c, &dest, &opts)
+                .with_context(|| format!("checking out {} to {}", a.rev, dest.display()))?;
+        }
+        RepoCommand::Ls(a) => {
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.rev)?;
+            let commit = repo.load_commit(&c)?;
+            let paths = if a.paths.is_empty() {
+                vec!["/".to_owned()]
+            } else {
+                a.paths.clone()
+            };
+            for p in &paths {
+                let node = lookup_path(&repo, commit.root_tree, commit.root_meta, p)?;
+                let abs = normalize(p);
+                print_ls(&repo, &mut out, &a, &abs, node, true)?;
+            }
+        }
+        RepoCommand::Cat(a) => {
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.rev)?;
+            let commit = repo.load_commit(&c)?;
+            for p in &a.paths {
+                match lookup_path(&repo, commit.root_tree, commit.root_meta, p)? {
+                    TreeNode::File(f) => {
+                        let mut obj = repo.load_file(&f)?;
+                        std::io::copy(&mut obj.reader, &mut out)?;
+                    }
+                    TreeNode::Dir(..) => bail!("{p}: is a directory"),
+                }
+            }
+        }
+        RepoCommand::Show(a) => {
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.rev)?;
+            let commit = repo.load_commit(&c)?;
+            if let Some(k) = &a.print_metadata_key {
+                let v = commit
+                    .metadata
+                    .lookup(k)
+                    .ok_or_else(|| anyhow!("No such metadata key '{k}'"))?;
+                writeln!(out, "{}", v.byteswapped().print())?;
+            } else if let Some(k) = &a.print_detached_metadata_key {
+                let meta = repo
+                    .load_detached_metadata(&c)?
+                    .ok_or_else(|| anyhow!("No detached metadata for {c}"))?;
+                let v = meta
+                    .lookup(k)
+                    .ok_or_else(|| anyhow!("No such detached metadata key '{k}'"))?;
+                writeln!(out, "{}", v.byteswapped().print())?;
+            } else if a.raw {
+                let raw = repo.load_metadata_raw(rost_store::ObjectType::Commit, &c)?;
+                let v = Value::from_bytes(
+                    &rost_store::gvariant::Type::parse(rost_store::objects::COMMIT_TYPE)?,
+                    &raw,
+                )?;
+                writeln!(out, "{}", v.print())?;
+            } else {
+                print_commit(&mut out, &c, &commit)?;
+            }
+        }
+        RepoCommand::Log(a) => {
+            let repo = open(&path)?;
+            let mut cur = Some(repo.resolve_commit(&a.rev)?);
+            while let Some(c) = cur {
+                match repo.load_commit(&c) {
+                    Ok(commit) => {
+                        print_commit(&mut out, &c, &commit)?;
+                        cur = commit.parent;
+                    }
+                    Err(rost_store::Error::NotFound(_)) => {
+                        writeln!(out, "<< History beyond this commit not fetched >>")?;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        RepoCommand::Refs(a) => {
+            let repo = open(&path)?;
+            if let Some(new) = &a.create {
+                let [rev] = a.args.as_slice() else {
+                    bail!("--create: give exactly one revision")
+                };
+                let c = repo.resolve_commit(rev)?;
+                let spec = RefSpec::parse(new)?;
+                if repo.read_ref(&spec)?.is_some() {
+                    bail!("--create specified but ref {new} already exists");
+                }
+                repo.write_ref(&spec, Some(&c))?;
+            } else if a.delete {
+                if a.args.is_empty() {
+                    bail!("--delete: give at least one ref or prefix");
+                }
+                let all = repo.list_refs()?;
+                for prefix in &a.args {
+                    let matched: Vec<&RefSpec> =
+                        all.keys().filter(|r| ref_matches(r, prefix)).collect();
+                    if matched.is_empty() {
+                        bail!("Refspec '{prefix}' not found");
+                    }
+                    for r in matched {
+                        repo.write_ref(r, None)?;
+                    }
+                }
+            } else {
+                let all = repo.list_refs()?;
+                for r in all.keys() {
+                    if a.args.is_empty() || a.args.iter().any(|p| ref_matches(r, p)) {
+                        writeln!(out, "{r}")?;
+                    }
+                }
+            }
+        }
+        RepoCommand::RevParse(a) => {
+            let repo = open(&path)?;
+            writeln!(out, "{}", repo.resolve_rev(&a.rev)?)?;
+        }
+        RepoCommand::Diff(a) => {
+            let repo = open(&path)?;
+            let from = repo.resolve_commit(&a.from)?;
+            let to = repo.resolve_commit(&a.to)?;
+            let d = rost_store::diff::diff_commits(&repo, &from, &to)?;
+            for p in &d.modified {
+                writeln!(out, "M    {p}")?;
+            }
+            for p in &d.removed {
+                writeln!(out, "D    {p}")?;
+            }
+            for p in &d.added {
+                writeln!(out, "A    {p}")?;
+            }
+        }
+        RepoCommand::Fsck(a) => {
+            let repo = open(&path)?;
+            let report = fsck(&repo, FsckOptions { delete: a.delete })?;
+            let mut err = std::io::stderr().lock();
+            for p in &report.problems {
+                writeln!(err, "error: {}: {}", p.object, p.message)?;
+            }
+            if a.delete && report.deleted > 0 {
+                writeln!(out, "Deleted {} corrupted objects", report.deleted)?;
+            }
+            if report.problems.is_empty() {
+                if !a.quiet {
+                    writeln!(
+                        out,
+                        "object fsck of {} commits completed successfully - no errors found.",
+                        report.commits_checked
+                    )?;
+                }
+            } else {
+                bail!(
+                    "fsck found {} problem(s) in {}",
+                    report.problems.len(),
+                    path.display()
+                );
+            }
+        }
+        RepoCommand::Prune(a) => {
+            let repo = open(&path)?;
+            let keep = a
+                .keep_younger_than
+                .as_deref()
+                .map(parse_timestamp)
+                .transpose()?;
+            let opts = PruneOptions {
+                refs_only: a.refs_only || keep.is_some(),
+                depth: a.depth,
+                keep_younger_than: keep,
+                no_prune: a.no_prune,
+            };
+            let r = prune(&repo, opts)?;
+            writeln!(out, "Total objects: {}", r.total)?;
+            if r.deleted == 0 {
+                writeln!(out, "No unreachable objects")?;
+            } else {
+                writeln!(
+                    out,
+                    "Deleted {} objects, {} freed",
+                    r.deleted,
+                    human_size(r.freed_bytes)
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ref_matches(r: &RefSpec, prefix: &str) -> bool {
+    let s = r.to_string();
+    s == prefix
+        || s.starts_with(&format!("{prefix}/"))
+        || (prefix.ends_with(':') && s.starts_with(prefix))
+}
+
+fn human_size(b: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if b < 1000 {
+        return format!("{b} bytes");
+    }
+    let mut v = b as f64;
+    let mut unit = "bytes";
+    for u in UNITS {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+fn normalize(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn format_date(ts: u64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn print_commit(out: &mut dyn Write, c: &Checksum, commit: &Commit) -> Result<()> {
+    writeln!(out, "commit {c}")?;
+    if let Some(p) = commit.parent {
+        writeln!(out, "Parent:  {p}")?;
+    }
+    writeln!(out, "ContentChecksum:  {}", commit.content_checksum())?;
+    writeln!(out, "Date:  {}", format_date(commit.timestamp))?;
+    if let Some(v) = commit.version() {
+        writeln!(out, "Version: {v}")?;
+    }
+    writeln!(out)?;
+    if !commit.subject.is_empty() {
+        writeln!(out, "    {}", commit.subject)?;
+        writeln!(out)?;
+    }
+    if !commit.body.is_empty() {
+        for line in commit.body.lines() {
+            writeln!(out, "    {line}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn ls_line(repo: &Repo, out: &mut dyn Write, a: &LsArgs, path: &str, node: TreeNode) -> Result<()> {
+    let (ty, mode, uid, gid, size, csum, xattrs, target) = match node {
+        TreeNode::Dir(t, m) => {
+            let dm = repo.load_dirmeta(&m)?;
+            (
+                'd',
+                dm.mode,
+                dm.uid,
+                dm.gid,
+                0u64,
+                format!("{t} {m}"),
+                dm.xattrs,
+                None,
+            )
+        }
+        TreeNode::File(f) => {
+            let obj = repo.load_file(&f)?;
+            let h = obj.header;
+            let ty = match h.mode & S_IFMT {
+                S_IFLNK => 'l',
+                S_IFDIR => 'd',
+                _ => '-',
+            };
+            let target = if h.is_symlink() {
+                Some(h.symlink_target.clone())
+            } else {
+                None
+            };
+            (
+                ty,
+                h.mode,
+                h.uid,
+                h.gid,
+                obj.size,
+                f.to_string(),
+                h.xattrs,
+                target,
+            )
+        }
+    };
+    write!(out, "{ty}{:05o} {uid} {gid} {size:6} ", mode & 0o7777)?;
+    if a.checksum {
+        write!(out, "{csum} ")?;
+    }
+    if a.xattrs {
+        let v = Value::Array(
+            rost_store::gvariant::Type::parse("(ayay)")?,
+            xattrs
+                .iter()
+                .map(|(n, v)| {
+                    let mut n = n.clone();
+                    n.push(0);
+                    Value::Tuple(vec![Value::Bytes(n), Value::Bytes(v.clone())])
+                })
+                .collect(),
+        );
+        write!(out, "{{ {} }} ", print_annotated(&v))?;
+    }
+    write!(out, "{path}")?;
+    if let Some(t) = target {
+        write!(out, " -> {t}")?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_annotated(v: &Value) -> String {
+    // g_variant_print(v, TRUE) on an xattr array annotates empty arrays only.
+    match v {
+        Value::Array(t, items) if items.is_empty() => format!("@a{t} []"),
+        other => other.print(),
+    }
+}
+
+fn print_ls(
+    repo: &Repo,
+    out: &mut dyn Write,
+    a: &LsArgs,
+    path: &str,
+    node: TreeNode,
+    top: bool,
+) -> Result<()> {
+    ls_line(repo, out, a, path, node)?;
+    let TreeNode::Dir(t, _) = node else {
+        return Ok(());
+    };
+    if a.dironly || (!top && !a.recursive) {
+        return Ok(());
+    }
+    let tree = repo.load_dirtree(&t)?;
+    let join = |n: &str| {
+        if path == "/" {
+            format!("/{n}")
+        } else {
+            format!("{path}/{n}")
+        }
+    };
+    for f in &tree.files {
+        ls_line(repo, out, a, &join(&f.name), TreeNode::File(f.checksum))?;
+    }
+    for d in &tree.dirs {
+        let node = TreeNode::Dir(d.tree, d.meta);
+        if a.recursive {
+            print_ls(repo, out, a, &join(&d.name), node, false)?;
+        } else {
+            ls_line(repo, out, a, &join(&d.name), node)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            parse_timestamp("2020-01-01T00:00:00Z").unwrap(),
+            1_577_836_800
+        );
+        assert_eq!(
+            parse_timestamp("2020-01-01 00:00:00").unwrap(),
+            1_577_836_800
+        );
+        assert_eq!(parse_timestamp("2020-01-01").unwrap(), 1_577_836_800);
+        assert_eq!(parse_timestamp("@42").unwrap(), 42);
+        assert!(parse_timestamp("yesterday-ish").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(12), "12 bytes");
+        assert_eq!(human_size(1500), "1.5 kB");
+    }
 }
