@@ -473,6 +473,13 @@ impl Value {
         s
     }
 
+    /// Renders with type annotations, as `g_variant_print(v, TRUE)` does.
+    pub fn print_annotated(&self) -> String {
+        let mut s = String::new();
+        self.print_into(&mut s, true);
+        s
+    }
+
     fn print_into(&self, s: &mut String, annotate: bool) {
         match self {
             Value::Bool(b) => s.push_str(if *b { "true" } else { "false" }),

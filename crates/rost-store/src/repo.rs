@@ -465,6 +465,9 @@ impl Repo {
                 if mode & S_IFMT == S_IFLNK {
                     let mut t = Vec::new();
                     f.read_to_end(&mut t).ctx("reading", &p)?;
+                    if t.last() == Some(&0) {
+                        t.pop();
+                    }
                     let target = String::from_utf8(t)
                         .map_err(|_| corrupt("symlink target is not UTF-8".into()))?;
                     let header = FileHeader {

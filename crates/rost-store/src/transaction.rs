@@ -337,8 +337,10 @@ impl<'r> Transaction<'r> {
                 }
                 RepoMode::BareUser => {
                     if header.is_symlink() {
+                        // libostree stores the target NUL-terminated.
                         f.write_all(header.symlink_target.as_bytes())
                             .ctx("writing", tpath(&name))?;
+                        f.write_all(b"\0").ctx("writing", tpath(&name))?;
                     } else {
                         copy_hashing(src, &mut f, &mut hasher, size, &tpath(&name))?;
                     }

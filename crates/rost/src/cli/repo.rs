@@ -681,7 +681,7 @@ fn ls_line(repo: &Repo, out: &mut dyn Write, a: &LsArgs, path: &str, node: TreeN
                 })
                 .collect(),
         );
-        write!(out, "{{ {} }} ", print_annotated(&v))?;
+        write!(out, "{{ {} }} ", v.print_annotated())?;
     }
     write!(out, "{path}")?;
     if let Some(t) = target {
@@ -689,14 +689,6 @@ fn ls_line(repo: &Repo, out: &mut dyn Write, a: &LsArgs, path: &str, node: TreeN
     }
     writeln!(out)?;
     Ok(())
-}
-
-fn print_annotated(v: &Value) -> String {
-    // g_variant_print(v, TRUE) on an xattr array annotates empty arrays only.
-    match v {
-        Value::Array(t, items) if items.is_empty() => format!("@a{t} []"),
-        other => other.print(),
-    }
 }
 
 fn print_ls(
