@@ -22,6 +22,10 @@ pub mod error;
 pub mod evr;
 pub mod header;
 pub mod payload;
+pub mod repofile;
+pub mod repomd;
+pub mod richdep;
+pub mod solve;
 
 pub use error::{Error, Result};
 pub use header::{Dependency, FileInfo, PackageHeader, RpmPackage, load_package};

@@ -1,0 +1,604 @@
+//! rpm-md metadata as createrepo_c writes it: `repomd.xml`, `primary.xml`,
+//! `filelists.xml`, compressed with gzip, xz, zstd or bzip2.
+//!
+//! Parsing streams through `quick-xml` over a decompressing reader, so memory holds
+//! the parsed packages, never the raw XML (Fedora's primary is ~130 MB unpacked).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use quick_xml::events::{BytesStart, Event};
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+use crate::evr::Sense;
+use crate::header::Dependency;
+
+/// One `<data type=…>` entry of `repomd.xml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RepomdRecord {
+    /// `primary`, `filelists`, `other`, …
+    pub kind: String,
+    /// `location href` relative to the repo root.
+    pub href: String,
+    /// Checksum type (`sha256`, …).
+    pub checksum_type: String,
+    /// Checksum of the (compressed) file, hex.
+    pub checksum: String,
+    /// Size in bytes, when given.
+    pub size: Option<u64>,
+}
+
+/// Parsed `repomd.xml`.
+#[derive(Debug, Clone, Default)]
+pub struct Repomd {
+    /// `<revision>`.
+    pub revision: String,
+    /// Data records.
+    pub records: Vec<RepomdRecord>,
+}
+
+impl Repomd {
+    /// The record of a kind.
+    pub fn record(&self, kind: &str) -> Option<&RepomdRecord> {
+        self.records.iter().find(|r| r.kind == kind)
+    }
+}
+
+fn xml_err(file: &str, reader_pos: u64, e: impl std::fmt::Display) -> Error {
+    Error::Parse {
+        file: file.to_owned(),
+        line: 0,
+        reason: format!("XML error at byte {reader_pos}: {e}"),
+    }
+}
+
+fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == key)
+        .map(|a| {
+            a.unescape_value()
+                .map(|v| v.into_owned())
+                .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
+        })
+}
+
+/// Parses `repomd.xml`.
+pub fn parse_repomd(bytes: &[u8], file: &str) -> Result<Repomd> {
+    let mut r = quick_xml::Reader::from_reader(bytes);
+    let mut buf = Vec::new();
+    let mut md = Repomd::default();
+    let mut cur: Option<RepomdRecord> = None;
+    let mut text_target: Option<&'static str> = None;
+    loop {
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+        match ev {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"data" => {
+                    cur = Some(RepomdRecord {
+                        kind: attr(&e, b"type").unwrap_or_default(),
+                        ..Default::default()
+                    })
+                }
+                b"location" => {
+                    if let Some(c) = cur.as_mut() {
+                        c.href = attr(&e, b"href").unwrap_or_default();
+                    }
+                }
+                b"checksum" => {
+                    if let Some(c) = cur.as_mut() {
+                        c.checksum_type = attr(&e, b"type").unwrap_or_default();
+                        text_target = Some("checksum");
+                    }
+                }
+                b"size" if cur.is_some() => text_target = Some("size"),
+                b"revision" => text_target = Some("revision"),
+                _ => text_target = None,
+            },
+            Event::Text(t) => {
+                let s = t
+                    .unescape()
+                    .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+                let s = s.trim();
+                match (text_target, cur.as_mut()) {
+                    (Some("checksum"), Some(c)) => c.checksum = s.to_owned(),
+                    (Some("size"), Some(c)) => c.size = s.parse().ok(),
+                    (Some("revision"), _) => md.revision = s.to_owned(),
+                    _ => {}
+                }
+            }
+            Event::End(e) => {
+                text_target = None;
+                if e.local_name().as_ref() == b"data"
+                    && let Some(c) = cur.take()
+                {
+                    md.records.push(c);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if md.record("primary").is_none() {
+        return Err(Error::Parse {
+            file: file.to_owned(),
+            line: 0,
+            reason: "no primary data record".into(),
+        });
+    }
+    Ok(md)
+}
+
+/// Wraps `r` in the decompressor its magic bytes call for (gzip, xz, zstd, bzip2,
+/// or none).
+pub fn decompress<'a>(mut r: impl BufRead + 'a) -> std::io::Result<Box<dyn BufRead + 'a>> {
+    let head = r.fill_buf()?;
+    let boxed: Box<dyn BufRead + 'a> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(BufReader::new(
+            liblzma::bufread::XzDecoder::new_multi_decoder(r),
+        ))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::new(zstd::stream::read::Decoder::with_buffer(r)?))
+    } else if head.starts_with(b"BZh") {
+        Box::new(BufReader::new(bzip2::bufread::MultiBzDecoder::new(r)))
+    } else {
+        Box::new(r)
+    };
+    Ok(boxed)
+}
+
+/// Hex digest of `data` with an rpm-md checksum type.
+pub fn checksum_hex(kind: &str, data: &[u8]) -> Option<String> {
+    Some(match kind {
+        "sha256" => hex::encode(sha2::Sha256::digest(data)),
+        "sha512" => hex::encode(sha2::Sha512::digest(data)),
+        "sha384" => hex::encode(sha2::Sha384::digest(data)),
+        "sha224" => hex::encode(sha2::Sha224::digest(data)),
+        "sha" | "sha1" => return None,
+        "md5" => hex::encode(md5::Md5::digest(data)),
+        _ => return None,
+    })
+}
+
+/// A package as described by rpm-md.
+#[derive(Debug, Clone, Default)]
+pub struct RepoPackage {
+    /// Name.
+    pub name: String,
+    /// Arch.
+    pub arch: String,
+    /// Epoch (0 when absent).
+    pub epoch: u32,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// Package checksum type.
+    pub checksum_type: String,
+    /// Package checksum (hex); also the `pkgid` joining filelists.
+    pub checksum: String,
+    /// Location relative to the repo root.
+    pub href: String,
+    /// Package file size.
+    pub size: u64,
+    /// Index of the repository in the pool.
+    pub repo: usize,
+    /// Provides.
+    pub provides: Vec<Dependency>,
+    /// Requires.
+    pub requires: Vec<Dependency>,
+    /// Conflicts.
+    pub conflicts: Vec<Dependency>,
+    /// Obsoletes.
+    pub obsoletes: Vec<Dependency>,
+    /// Recommends.
+    pub recommends: Vec<Dependency>,
+    /// Suggests.
+    pub suggests: Vec<Dependency>,
+    /// Supplements.
+    pub supplements: Vec<Dependency>,
+    /// Enhances.
+    pub enhances: Vec<Dependency>,
+    /// Files known so far (primary's subset, then filelists' full list).
+    pub files: Vec<String>,
+}
+
+impl RepoPackage {
+    /// `name-[epoch:]version-release.arch` (epoch shown only when non-zero, as dnf does).
+    pub fn nevra(&self) -> String {
+        if self.epoch != 0 {
+            format!(
+                "{}-{}:{}-{}.{}",
+                self.name, self.epoch, self.version, self.release, self.arch
+            )
+        } else {
+            format!(
+                "{}-{}-{}.{}",
+                self.name, self.version, self.release, self.arch
+            )
+        }
+    }
+}
+
+fn entry_dep(e: &BytesStart<'_>) -> Dependency {
+    let name = attr(e, b"name").unwrap_or_default();
+    let sense = attr(e, b"flags")
+        .and_then(|f| Sense::parse(&f))
+        .unwrap_or(Sense::ANY);
+    let mut evr = String::new();
+    if sense.is_versioned() {
+        if let Some(ep) = attr(e, b"epoch").filter(|ep| ep != "0") {
+            evr.push_str(&ep);
+            evr.push(':');
+        }
+        evr.push_str(&attr(e, b"ver").unwrap_or_default());
+        if let Some(rel) = attr(e, b"rel") {
+            evr.push('-');
+            evr.push_str(&rel);
+        }
+    }
+    let pre = attr(e, b"pre").is_some_and(|p| p == "1" || p == "true");
+    Dependency {
+        name,
+        sense,
+        evr,
+        flags: if pre {
+            crate::header::sense_flags::PREREQ
+        } else {
+            0
+        },
+    }
+}
+
+/// Streams `primary.xml` (already decompressed) and calls `sink` per package.
+pub fn parse_primary(
+    input: impl BufRead,
+    file: &str,
+    mut sink: impl FnMut(RepoPackage),
+) -> Result<usize> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut pkg: Option<RepoPackage> = None;
+    let mut list: Option<u8> = None;
+    let mut text: Option<&'static str> = None;
+    let mut count = 0;
+    loop {
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+        match ev {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.local_name();
+                let name = name.as_ref();
+                match name {
+                    b"package" => pkg = Some(RepoPackage::default()),
+                    _ if pkg.is_none() => {}
+                    b"name" => text = Some("name"),
+                    b"arch" => text = Some("arch"),
+                    b"file" => text = Some("file"),
+                    b"checksum" => {
+                        if let Some(p) = pkg.as_mut() {
+                            p.checksum_type = attr(&e, b"type").unwrap_or_default();
+                        }
+                        text = Some("checksum");
+                    }
+                    b"version" => {
+                        if let Some(p) = pkg.as_mut() {
+                            p.epoch = attr(&e, b"epoch").and_then(|s| s.parse().ok()).unwrap_or(0);
+                            p.version = attr(&e, b"ver").unwrap_or_default();
+                            p.release = attr(&e, b"rel").unwrap_or_default();
+                        }
+                    }
+                    b"location" => {
+                        if let Some(p) = pkg.as_mut() {
+                            p.href = attr(&e, b"href").unwrap_or_default();
+                        }
+                    }
+                    b"size" => {
+                        if let Some(p) = pkg.as_mut() {
+                            p.size = attr(&e, b"package")
+                                .and_then(|s| s.parse().ok())
+                                .unwrap_or(0);
+                        }
+                    }
+                    b"provides" => list = Some(0),
+                    b"requires" => list = Some(1),
+                    b"conflicts" => list = Some(2),
+                    b"obsoletes" => list = Some(3),
+                    b"recommends" => list = Some(4),
+                    b"suggests" => list = Some(5),
+                    b"supplements" => list = Some(6),
+                    b"enhances" => list = Some(7),
+                    b"entry" => {
+                        if let (Some(p), Some(l)) = (pkg.as_mut(), list) {
+                            let d = entry_dep(&e);
+                            match l {
+                                0 => p.provides.push(d),
+                                1 => p.requires.push(d),
+                                2 => p.conflicts.push(d),
+                                3 => p.obsoletes.push(d),
+                                4 => p.recommends.push(d),
+                                5 => p.suggests.push(d),
+                                6 => p.supplements.push(d),
+                                _ => p.enhances.push(d),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let (Some(which), Some(p)) = (text, pkg.as_mut()) {
+                    let s = t
+                        .unescape()
+                        .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+                    match which {
+                        "name" => p.name.push_str(&s),
+                        "arch" => p.arch.push_str(&s),
+                        "checksum" => p.checksum.push_str(s.trim()),
+                        "file" => p.files.push(s.into_owned()),
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(e) => {
+                text = None;
+                match e.local_name().as_ref() {
+                    b"package" => {
+                        if let Some(mut p) = pkg.take() {
+                            // A package requiring what it provides itself needs nothing.
+                            p.requires.dedup();
+                            sink(p);
+                            count += 1;
+                        }
+                    }
+                    b"provides" | b"requires" | b"conflicts" | b"obsoletes" | b"recommends"
+                    | b"suggests" | b"supplements" | b"enhances" => list = None,
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(count)
+}
+
+/// Streams `filelists.xml` and calls `sink(pkgid, files)` per package.
+pub fn parse_filelists(
+    input: impl BufRead,
+    file: &str,
+    mut sink: impl FnMut(&str, Vec<String>),
+) -> Result<()> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut pkgid: Option<String> = None;
+    let mut files = Vec::new();
+    let mut in_file = false;
+    loop {
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+        match ev {
+            Event::Start(e) => match e.local_name().as_ref() {
+                b"package" => {
+                    pkgid = attr(&e, b"pkgid");
+                    files.clear();
+                }
+                b"file" => in_file = true,
+                _ => {}
+            },
+            Event::Text(t) if in_file => {
+                let s = t
+                    .unescape()
+                    .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+                files.push(s.into_owned());
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"file" => in_file = false,
+                b"package" => {
+                    if let Some(id) = pkgid.take() {
+                        sink(&id, std::mem::take(&mut files));
+                    }
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// Verifies `data` against a record's checksum.
+pub fn verify_record(rec: &RepomdRecord, data: &[u8], what: &str) -> Result<()> {
+    match checksum_hex(&rec.checksum_type, data) {
+        Some(actual) if actual.eq_ignore_ascii_case(&rec.checksum) => Ok(()),
+        Some(actual) => Err(Error::ChecksumMismatch {
+            what: what.to_owned(),
+            expected: rec.checksum.clone(),
+            actual,
+        }),
+        None => Err(Error::Parse {
+            file: what.to_owned(),
+            line: 0,
+            reason: format!("unsupported checksum type {:?}", rec.checksum_type),
+        }),
+    }
+}
+
+/// Reads a compressed metadata file from disk, verifies its checksum while reading,
+/// and streams it decompressed into `f`.
+pub fn read_verified<T>(
+    path: &Path,
+    rec: &RepomdRecord,
+    f: impl FnOnce(Box<dyn BufRead + '_>) -> Result<T>,
+) -> Result<T> {
+    struct HashingReader<R> {
+        inner: R,
+        hasher: sha2::Sha256,
+    }
+    impl<R: Read> Read for HashingReader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let what = path.display().to_string();
+    if rec.checksum_type != "sha256" {
+        // Uncommon: hash the whole file up front.
+        let data = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        verify_record(rec, &data, &what)?;
+        let r = decompress(std::io::Cursor::new(data))
+            .map_err(|e| Error::io("decompressing", path, e))?;
+        return f(r);
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut hr = HashingReader {
+        inner: file,
+        hasher: sha2::Sha256::new(),
+    };
+    let out = {
+        let br = BufReader::with_capacity(1 << 16, &mut hr);
+        let r = decompress(br).map_err(|e| Error::io("decompressing", path, e))?;
+        f(r)?
+    };
+    // Drain anything the parser did not consume so the digest covers the file.
+    std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| Error::io("reading", path, e))?;
+    let actual = hex::encode(hr.hasher.finalize());
+    if !actual.eq_ignore_ascii_case(&rec.checksum) {
+        return Err(Error::ChecksumMismatch {
+            what,
+            expected: rec.checksum.clone(),
+            actual,
+        });
+    }
+    Ok(out)
+}
+
+/// Joins filelists into packages by pkgid (checksum).
+pub fn merge_filelists(pkgs: &mut [RepoPackage], lists: HashMap<String, Vec<String>>) {
+    for p in pkgs {
+        if let Some(f) = lists.get(&p.checksum) {
+            p.files = f.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPOMD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo" xmlns:rpm="http://linux.duke.edu/metadata/rpm">
+  <revision>1700000000</revision>
+  <data type="primary">
+    <checksum type="sha256">abc</checksum>
+    <open-checksum type="sha256">def</open-checksum>
+    <location href="repodata/abc-primary.xml.zst"/>
+    <size>123</size>
+  </data>
+  <data type="filelists">
+    <checksum type="sha256">f00</checksum>
+    <location href="repodata/f00-filelists.xml.gz"/>
+  </data>
+</repomd>"#;
+
+    const PRIMARY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="2">
+<package type="rpm">
+  <name>foo</name><arch>x86_64</arch>
+  <version epoch="1" ver="2.0" rel="3"/>
+  <checksum type="sha256" pkgid="YES">aaa</checksum>
+  <location href="Packages/foo-2.0-3.x86_64.rpm"/>
+  <size package="1000" installed="10" archive="20"/>
+  <format>
+    <rpm:provides><rpm:entry name="foo" flags="EQ" epoch="1" ver="2.0" rel="3"/><rpm:entry name="libfoo.so()(64bit)"/></rpm:provides>
+    <rpm:requires><rpm:entry name="/bin/sh" pre="1"/><rpm:entry name="bar" flags="GE" epoch="0" ver="1.0"/></rpm:requires>
+    <rpm:conflicts><rpm:entry name="baz" flags="LT" epoch="0" ver="2"/></rpm:conflicts>
+    <rpm:recommends><rpm:entry name="(a &amp; b)"/></rpm:recommends>
+    <file>/usr/bin/foo</file>
+  </format>
+</package>
+<package type="rpm"><name>bar</name><arch>noarch</arch><version epoch="0" ver="1.0" rel="1"/>
+<checksum type="sha256" pkgid="YES">bbb</checksum><location href="bar.rpm"/><format/></package>
+</metadata>"#;
+
+    #[test]
+    fn repomd_records() {
+        let md = parse_repomd(REPOMD.as_bytes(), "repomd.xml").unwrap();
+        assert_eq!(md.revision, "1700000000");
+        let p = md.record("primary").unwrap();
+        assert_eq!(p.href, "repodata/abc-primary.xml.zst");
+        assert_eq!(
+            (p.checksum_type.as_str(), p.checksum.as_str()),
+            ("sha256", "abc")
+        );
+        assert_eq!(p.size, Some(123));
+        assert_eq!(md.record("filelists").unwrap().checksum, "f00");
+        assert!(parse_repomd(b"<repomd/>", "x").is_err());
+        assert!(parse_repomd(b"<repomd><data", "x").is_err());
+    }
+
+    #[test]
+    fn primary_packages_and_deps() {
+        let mut pkgs = Vec::new();
+        let n = parse_primary(PRIMARY.as_bytes(), "primary.xml", |p| pkgs.push(p)).unwrap();
+        assert_eq!(n, 2);
+        let foo = &pkgs[0];
+        assert_eq!(foo.nevra(), "foo-1:2.0-3.x86_64");
+        assert_eq!(foo.href, "Packages/foo-2.0-3.x86_64.rpm");
+        assert_eq!(foo.size, 1000);
+        let shown: Vec<String> = foo.provides.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown, ["foo = 1:2.0-3", "libfoo.so()(64bit)"]);
+        assert!(foo.requires[0].is_pre());
+        assert_eq!(foo.requires[1].to_string(), "bar >= 1.0");
+        assert_eq!(foo.conflicts[0].to_string(), "baz < 2");
+        assert_eq!(foo.recommends[0].name, "(a & b)");
+        assert_eq!(foo.files, ["/usr/bin/foo"]);
+        assert_eq!(pkgs[1].nevra(), "bar-1.0-1.noarch");
+    }
+
+    #[test]
+    fn decompression_by_magic() {
+        use std::io::Write;
+        let data = b"<x>hello</x>".repeat(100);
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::stream::encode_all(&data[..], 3).unwrap();
+        let bz = {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        for (name, c) in [
+            ("gz", gz),
+            ("xz", xz),
+            ("zst", zst),
+            ("bz2", bz),
+            ("raw", data.clone()),
+        ] {
+            let mut out = Vec::new();
+            decompress(&c[..]).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, data, "{name}");
+        }
+    }
+}
