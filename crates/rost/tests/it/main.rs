@@ -6,4 +6,5 @@
 
 mod pkg;
 mod repo;
+mod tree;
 mod util;

@@ -60,7 +60,8 @@ pub fn is_root() -> bool {
 
 /// Runs a command, panicking with its stderr when it fails; returns stdout.
 #[track_caller]
-pub fn run_ok(cmd: &mut Command) -> String {
+pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
     let out = cmd.output().expect("spawn");
     assert_success(&out, &format!("{cmd:?}"));
     String::from_utf8(out.stdout).expect("utf-8 stdout")
@@ -68,7 +69,8 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 /// Runs a command that must fail; returns its output.
 #[track_caller]
-pub fn run_fail(cmd: &mut Command) -> Output {
+pub fn run_fail(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
     let out = cmd.output().expect("spawn");
     assert!(
         !out.status.success(),
