@@ -6,7 +6,11 @@
 //!   through the `rpm` crate, with header and payload digests verified;
 //! - [`payload`]: extracting payloads safely (no `..`, no writes through symlinks,
 //!   per-file digests checked);
-//! - [`evr`]: rpm's version comparison (`rpmvercmp`) and dependency range overlap.
+//! - [`evr`]: rpm's version comparison (`rpmvercmp`) and dependency range overlap;
+//! - [`repofile`]: dnf-style `.repo` files with `$releasever`/`$basearch`;
+//! - [`repomd`], [`metadata`]: rpm-md parsing (streaming) and loading with a cache;
+//! - [`richdep`], [`solve`]: rich dependencies and resolution with `resolvo`;
+//! - [`download`]: verified, cached, resumable, parallel package downloads.
 //!
 //! Deliberately ignores: GPG signature policy, the rpmdb, scriptlet execution.
 //!
@@ -18,9 +22,11 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod download;
 pub mod error;
 pub mod evr;
 pub mod header;
+pub mod metadata;
 pub mod payload;
 pub mod repofile;
 pub mod repomd;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use rost_rpm::header::{FileInfo, PackageHeader};
 
 /// Subcommands of `rost pkg`.
@@ -31,6 +31,107 @@ pub enum PkgCommand {
         /// Destination directory (must not exist).
         dest: PathBuf,
     },
+    /// Resolve package specs against repositories; print one NEVRA a line, sorted.
+    Resolve(ResolveArgs),
+    /// Resolve, then download the packages into a directory.
+    Download {
+        #[command(flatten)]
+        resolve: ResolveArgs,
+        /// Destination directory.
+        #[arg(long)]
+        dest: PathBuf,
+    },
+}
+
+/// Options shared by `resolve` and `download`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// A dnf-style .repo file (repeatable).
+    #[arg(long = "repofile", required = true)]
+    repofiles: Vec<PathBuf>,
+    /// Value of $releasever.
+    #[arg(long, default_value = "")]
+    releasever: String,
+    /// Value of $basearch and the machine arch.
+    #[arg(long, default_value = std::env::consts::ARCH)]
+    basearch: String,
+    /// Do not install weak dependencies (Recommends, Supplements).
+    #[arg(long)]
+    no_recommends: bool,
+    /// Exclude packages by name glob (repeatable).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Metadata and package cache directory.
+    #[arg(long)]
+    cachedir: Option<PathBuf>,
+    /// Package specs: names, 'name >= ver', NEVRAs, provides, file paths.
+    #[arg(required = true)]
+    specs: Vec<String>,
+}
+
+fn default_cachedir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rost")
+}
+
+struct Resolved {
+    pool: rost_rpm::solve::Pool,
+    repos: Vec<rost_rpm::metadata::LoadedRepo>,
+    picked: Vec<u32>,
+    cachedir: PathBuf,
+}
+
+fn resolve(args: &ResolveArgs) -> anyhow::Result<Resolved> {
+    let vars = rost_rpm::repofile::RepoVars {
+        releasever: args.releasever.clone(),
+        basearch: args.basearch.clone(),
+        arch: args.basearch.clone(),
+    };
+    let mut configs = Vec::new();
+    for f in &args.repofiles {
+        configs.extend(rost_rpm::repofile::load_repo_file(f, &vars)?);
+    }
+    let opts = rost_rpm::solve::SolveOptions {
+        weak_deps: !args.no_recommends,
+        exclude: args.exclude.clone(),
+        basearch: args.basearch.clone(),
+    };
+    let cachedir = args.cachedir.clone().unwrap_or_else(default_cachedir);
+    let files: Vec<String> = args
+        .specs
+        .iter()
+        .filter(|s| s.starts_with('/'))
+        .cloned()
+        .collect();
+    let (pool, repos) =
+        rost_rpm::metadata::load_pool(&configs, Some(&cachedir.join("rpm-md")), &opts, &files)
+            .context("loading repository metadata")?;
+    let picked = rost_rpm::solve::resolve(&pool, &args.specs, &opts)?;
+    Ok(Resolved {
+        pool,
+        repos,
+        picked,
+        cachedir,
+    })
+}
+
+struct StderrReporter;
+impl rost_rpm::download::Reporter for StderrReporter {
+    fn report(&self, ev: rost_rpm::download::Progress) {
+        let rost_rpm::download::Progress::Done {
+            name,
+            bytes,
+            cached,
+        } = ev
+        else {
+            return;
+        };
+        let how = if cached { " (cached)" } else { "" };
+        let _ = writeln!(std::io::stderr(), "downloaded {name} {bytes} bytes{how}");
+    }
 }
 
 /// Runs a `rost pkg` subcommand.
@@ -62,6 +163,47 @@ pub fn run(cmd: PkgCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("extracting {}", file.display()))?;
             for s in &report.skipped_special {
                 tracing::warn!("special file not created: {s}");
+            }
+        }
+        PkgCommand::Resolve(args) => {
+            let r = resolve(&args)?;
+            let mut lines: Vec<String> = r
+                .picked
+                .iter()
+                .map(|&i| r.pool.packages[i as usize].nevra())
+                .collect();
+            lines.sort();
+            for l in lines {
+                writeln!(out, "{l}")?;
+            }
+        }
+        PkgCommand::Download {
+            resolve: args,
+            dest,
+        } => {
+            let r = resolve(&args)?;
+            let items: Vec<rost_rpm::download::DownloadItem> = r
+                .picked
+                .iter()
+                .map(|&i| {
+                    let p = &r.pool.packages[i as usize];
+                    let base = &r.repos[p.repo].base;
+                    rost_rpm::download::DownloadItem {
+                        url: rost_rpm::download::join_url(base, &p.href),
+                        name: p.href.rsplit('/').next().unwrap_or(&p.href).to_owned(),
+                        checksum_type: p.checksum_type.clone(),
+                        checksum: p.checksum.clone(),
+                    }
+                })
+                .collect();
+            let paths = rost_rpm::download::download_all(
+                &items,
+                &dest,
+                Some(&r.cachedir.join("packages")),
+                &StderrReporter,
+            )?;
+            for p in paths {
+                writeln!(out, "{}", p.display())?;
             }
         }
     }

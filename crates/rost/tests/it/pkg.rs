@@ -61,10 +61,11 @@ impl P {
         if let Some(e) = epoch {
             s += &format!("Epoch: {e}\n");
         }
-        s += &format!(
-            "Summary: fixture {}\nLicense: MIT\nBuildArch: {}\n",
-            self.name, self.arch
-        );
+        s += &format!("Summary: fixture {}\nLicense: MIT\n", self.name);
+        if self.arch == "noarch" {
+            // Arch packages get `--target ARCH` instead (BuildArch breaks cross-arch).
+            s += "BuildArch: noarch\n";
+        }
         let (deps, scripts) = self.deps.split_once("%%").unwrap_or((self.deps, ""));
         for d in deps.split(';').map(str::trim).filter(|d| !d.is_empty()) {
             s += d;
@@ -516,4 +517,301 @@ fn interop_pkg_rejects_corrupt_and_truncated_files() {
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains(name));
     }
+}
+
+/// Repository exercising every dependency kind.
+const SOLVE_PKGS: &[P] = &[
+    p(
+        "app",
+        "1.0-1",
+        "Requires: lib >= 2; Requires: webserver; Requires: /opt/data/payload.bin",
+    ),
+    p("lib", "1-1", ""),
+    p("lib", "2-1", ""),
+    p("lib", "3-1", ""),
+    p("httpd-lite", "1-1", "Provides: webserver"),
+    p("httpd-full", "1-1", "Provides: webserver"),
+    P {
+        files: "f /opt/data/payload.bin 0644 data",
+        ..p("data", "1-1", "")
+    },
+    p(
+        "rich-app",
+        "1-1",
+        "Requires: (pa or pb); Requires: (pc if pd); Requires: (pe and pf); Recommends: (pg if pc)",
+    ),
+    p("pb", "1-1", ""),
+    p("pc", "1-1", ""),
+    p("pd", "1-1", ""),
+    p("pe", "1-1", ""),
+    p("pf", "1-1", ""),
+    p("pg", "1-1", ""),
+    p("ph", "1-1", ""),
+    p(
+        "with-app",
+        "1-1",
+        "Requires: (wlib with wlib-feature); Requires: (xlib without xlib-bad)",
+    ),
+    p("wlib", "1-1", ""),
+    p("wlib", "2-1", "Provides: wlib-feature"),
+    p("xlib", "1-1", ""),
+    p("xlib", "2-1", "Provides: xlib-bad"),
+    p(
+        "weak-app",
+        "1-1",
+        "Recommends: rec-pkg; Recommends: rec-missing; Suggests: sug-pkg",
+    ),
+    p("rec-pkg", "1-1", "Requires: rec-dep"),
+    p("rec-dep", "1-1", ""),
+    p("sug-pkg", "1-1", ""),
+    p("langpack", "1-1", "Supplements: weak-app"),
+    p("oldpkg", "1-1", ""),
+    p(
+        "newpkg",
+        "2-1",
+        "Obsoletes: oldpkg < 2; Provides: oldpkg = 2",
+    ),
+    p("cf-app", "1-1", "Requires: lib; Conflicts: lib >= 3"),
+    p("epochpkg", "1:1.0-1", ""),
+    p("epochpkg", "9.0-1", ""),
+    p("tilde", "1.0~rc1-1", ""),
+    p("tilde", "1.0-1", ""),
+    p("broken", "1-1", "Requires: nonexistent-cap >= 2"),
+    p("clash-a", "1-1", "Conflicts: clash-b"),
+    p("clash-b", "1-1", ""),
+    P {
+        arch: "x86_64",
+        ..p("archpkg", "1-1", "")
+    },
+    P {
+        arch: "i686",
+        ..p("archpkg", "1-1", "")
+    },
+    p("prio-pkg", "2.0-1", ""),
+];
+
+/// The higher-priority second repository.
+const PRIO_PKGS: &[P] = &[p("prio-pkg", "1.0-1", "")];
+
+struct Repos {
+    _tmp: tempfile::TempDir,
+    reposdir: PathBuf,
+    repofile: PathBuf,
+}
+
+fn solve_repos() -> Repos {
+    let main = fixture_repo(SOLVE_PKGS);
+    let prio = fixture_repo(PRIO_PKGS);
+    let tmp = tempfile::tempdir().unwrap();
+    let reposdir = tmp.path().join("repos.d");
+    std::fs::create_dir(&reposdir).unwrap();
+    let repofile = reposdir.join("fixture.repo");
+    std::fs::write(
+        &repofile,
+        format!(
+            "[fixture-main]\nname=main $releasever $basearch\nbaseurl=file://{}\ngpgcheck=0\nmetadata_expire=never\n\n\
+             [fixture-prio]\nname=prio\nbaseurl=file://{}\ngpgcheck=0\npriority=10\n\n\
+             [fixture-disabled]\nbaseurl=file:///nonexistent/$releasever\nenabled=0\n",
+            main.display(),
+            prio.display()
+        ),
+    )
+    .unwrap();
+    Repos {
+        _tmp: tmp,
+        reposdir,
+        repofile,
+    }
+}
+
+/// What dnf would install: parsed from `dnf install --assumeno`'s transaction table.
+fn dnf_resolve(repos: &Repos, specs: &[&str], extra: &[&str]) -> Result<BTreeSet<String>, String> {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("dnf")
+        .arg(format!("--installroot={}", root.path().display()))
+        .arg(format!("--setopt=reposdir={}", repos.reposdir.display()))
+        .arg(format!("--setopt=cachedir={}/cache", root.path().display()))
+        .args([
+            "--releasever=40",
+            "--disableplugin=*",
+            "--nogpgcheck",
+            "--setopt=tsflags=test",
+        ])
+        .args(extra)
+        .arg("install")
+        .arg("--assumeno")
+        .args(specs)
+        .output()
+        .expect("spawn dnf");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !stdout.contains("Transaction Summary") {
+        return Err(format!("{stdout}\n{stderr}"));
+    }
+    let mut set = BTreeSet::new();
+    let mut in_table = false;
+    for line in stdout.lines() {
+        if line.starts_with("Installing") || line.starts_with("Upgrading") {
+            in_table = true;
+            continue;
+        }
+        if line.starts_with("Transaction Summary") {
+            break;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if in_table && line.starts_with(' ') && w.len() >= 5 {
+            set.insert(format!("{}-{}.{}", w[0], w[2], w[1]));
+        }
+    }
+    Ok(set)
+}
+
+fn rost_resolve(repos: &Repos, specs: &[&str], extra: &[&str]) -> Result<BTreeSet<String>, String> {
+    let cache = tempfile::tempdir().unwrap();
+    let out = rost(&[
+        "pkg",
+        "resolve",
+        "--releasever",
+        "40",
+        "--basearch",
+        "x86_64",
+    ])
+    .arg("--repofile")
+    .arg(&repos.repofile)
+    .arg("--cachedir")
+    .arg(cache.path())
+    .args(extra)
+    .args(specs)
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "output must be sorted");
+    Ok(lines.into_iter().collect())
+}
+
+#[test]
+fn interop_pkg_resolve_matches_dnf() {
+    if !have_rpm_tools() || !require_tool("dnf") {
+        return;
+    }
+    let repos = solve_repos();
+    // (specs, rost flags, dnf flags)
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (&["app"], &[], &[]),
+        (
+            &["app"],
+            &["--exclude", "httpd-lite"],
+            &["--exclude=httpd-lite"],
+        ),
+        (&["rich-app"], &[], &[]),
+        (&["rich-app", "pd"], &[], &[]),
+        (&["with-app"], &[], &[]),
+        (&["weak-app"], &[], &[]),
+        (
+            &["weak-app"],
+            &["--no-recommends"],
+            &["--setopt=install_weak_deps=False"],
+        ),
+        (&["oldpkg"], &[], &[]),
+        (&["cf-app"], &[], &[]),
+        (&["epochpkg", "tilde"], &[], &[]),
+        (&["archpkg"], &[], &[]),
+        (&["prio-pkg"], &[], &[]),
+        (&["lib < 3"], &[], &[]),
+        (&["lib-1-1.noarch"], &[], &[]),
+        (&["webserver"], &[], &[]),
+        (&["/opt/data/payload.bin"], &[], &[]),
+    ];
+    for (specs, rflags, dflags) in cases {
+        let want = dnf_resolve(&repos, specs, dflags)
+            .unwrap_or_else(|e| panic!("dnf failed on {specs:?}: {e}"));
+        assert!(!want.is_empty(), "{specs:?}: dnf resolved nothing");
+        let got = rost_resolve(&repos, specs, rflags)
+            .unwrap_or_else(|e| panic!("rost failed on {specs:?}: {e}"));
+        assert_eq!(got, want, "{specs:?} {rflags:?}");
+    }
+}
+
+#[test]
+fn interop_pkg_resolve_unsatisfiable_like_dnf() {
+    if !have_rpm_tools() || !require_tool("dnf") {
+        return;
+    }
+    let repos = solve_repos();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["broken"], &["broken", "nonexistent-cap"]),
+        (&["clash-a", "clash-b"], &["clash-a", "clash-b"]),
+        (&["app"], &["app", "lib"]),
+        (&["no-such-package"], &["no-such-package"]),
+    ];
+    for (specs, mentions) in cases {
+        let extra: &[&str] = if specs == &["app"] {
+            &["--exclude", "lib"]
+        } else {
+            &[]
+        };
+        let dnf_extra: Vec<String> = if specs == &["app"] {
+            vec!["--exclude=lib".into()]
+        } else {
+            vec![]
+        };
+        let dnf_extra: Vec<&str> = dnf_extra.iter().map(String::as_str).collect();
+        assert!(
+            dnf_resolve(&repos, specs, &dnf_extra).is_err(),
+            "dnf solved {specs:?}"
+        );
+        let err = rost_resolve(&repos, specs, extra).expect_err("rost must fail");
+        for m in *mentions {
+            assert!(
+                err.contains(m),
+                "{specs:?}: explanation must name {m}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn interop_pkg_download_verifies_and_caches() {
+    if !have_rpm_tools() {
+        return;
+    }
+    let repos = solve_repos();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let cache = tmp.path().join("cache");
+    let out = run_ok(
+        rost(&[
+            "pkg",
+            "download",
+            "--releasever",
+            "40",
+            "--basearch",
+            "x86_64",
+        ])
+        .arg("--repofile")
+        .arg(&repos.repofile)
+        .arg("--cachedir")
+        .arg(&cache)
+        .arg("--dest")
+        .arg(&dest)
+        .arg("app"),
+    );
+    let paths: Vec<&str> = out.lines().collect();
+    assert_eq!(paths.len(), 4, "{out}");
+    for p in &paths {
+        // Each download is a valid package matching what rpm reads.
+        let q = run_ok(Command::new("rpm").args(["-qp", "--qf", "%{NAME}"]).arg(p));
+        let j: serde_json::Value =
+            serde_json::from_str(&run_ok(rost(&["pkg", "info", "--json"]).arg(p))).unwrap();
+        assert_eq!(j["name"], q);
+    }
+    // The package cache is keyed by checksum.
+    let cached = std::fs::read_dir(cache.join("packages")).unwrap().count();
+    assert_eq!(cached, 4);
 }
