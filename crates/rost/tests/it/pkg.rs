@@ -4,6 +4,7 @@
 //! from compact package descriptions, cached under `target/rost-fixtures/<hash>/`.
 //! Every interop test compares rost with the real tool (`rpm`, `rpm2cpio | cpio`,
 //! `dnf`) on the same files.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
