@@ -15,7 +15,7 @@ if [ -z "$ROST" ]; then
 fi
 command -v dnf >/dev/null || { echo "dnf is required" >&2; exit 1; }
 WORK=$(mktemp -d /var/tmp/rost-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
 
 # --- Convert apt Packages indexes to rpm-md -------------------------------
 mkdir -p "$WORK/repo/repodata"
@@ -147,7 +147,7 @@ run_rost() { # $1 = cache dir, rest = specs
 }
 run_dnf() {
     local root; root=$(mktemp -d "$WORK/root.XXXXXX")
-    dnf -q --installroot="$root" --setopt=reposdir="$WORK/repos.d" --setopt=cachedir="$root/cache" \
+    dnf --installroot="$root" --setopt=reposdir="$WORK/repos.d" --setopt=cachedir="$root/cache" \
         --releasever=12 --disableplugin='*' --nogpgcheck --setopt=install_weak_deps=False \
         install --assumeno "$@" 2>&1 || true
 }

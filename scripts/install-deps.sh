@@ -4,10 +4,12 @@
 set -euo pipefail
 need=()
 for pair in ostree:ostree getfattr:attr rpm:rpm rpmbuild:rpm createrepo_c:createrepo-c \
-            dnf:dnf bwrap:bubblewrap cpio:cpio rpm2cpio:rpm2cpio; do
+            dnf:dnf bwrap:bubblewrap cpio:cpio rpm2cpio:rpm2cpio lz4:lz4; do
     tool=${pair%%:*}; pkg=${pair#*:}
     command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
+# bench/commit.sh measures with GNU time (`time` alone is the shell keyword).
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     echo "installing: ${need[*]}" >&2
