@@ -4,6 +4,7 @@
 //! Interop tests call [`util::require_tool`]: outside CI a missing tool skips the
 //! test with a note; under `CI=true` it fails.
 
+mod crash;
 mod pkg;
 mod repo;
 mod tree;
