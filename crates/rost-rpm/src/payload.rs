@@ -250,6 +250,77 @@ fn verify_digest(
 mod tests {
     use super::*;
 
+    /// A package written with the `rpm` crate (a second, independent writer).
+    fn built(compression: rpm::CompressionType) -> Vec<u8> {
+        let mut b = rpm::PackageBuilder::new("built", "1.0", "MIT", "noarch", "built by rpm-rs");
+        b.release("2")
+            .epoch(3)
+            .using_config(rpm::BuildConfig::v4().compression(compression))
+            .requires(rpm::Dependency::greater_eq("dep", "1.5"))
+            .provides(rpm::Dependency::eq("virt", "2"));
+        b.with_file_contents(
+            b"#!/bin/sh\necho hi\n".to_vec(),
+            rpm::FileOptions::new("/usr/bin/built").permissions(0o755),
+        )
+        .unwrap()
+        .with_file_contents(
+            b"conf\n".to_vec(),
+            rpm::FileOptions::new("/etc/built.conf").config(),
+        )
+        .unwrap()
+        .with_symlink(rpm::FileOptions::symlink("/usr/bin/built-link", "built"))
+        .unwrap();
+        let pkg = b.build().unwrap();
+        let mut out = Vec::new();
+        pkg.write(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn rpm_crate_fixtures_read_and_extract() {
+        for c in [
+            rpm::CompressionType::Gzip,
+            rpm::CompressionType::Xz,
+            rpm::CompressionType::Zstd,
+            rpm::CompressionType::Bzip2,
+        ] {
+            let bytes = built(c);
+            let pkg = crate::header::parse_package(&bytes, Path::new("built.rpm")).unwrap();
+            let h = &pkg.header;
+            assert_eq!(h.nevra(), "built-3:1.0-2.noarch", "{c:?}");
+            assert!(h.requires.iter().any(|d| d.to_string() == "dep >= 1.5"));
+            assert!(h.provides.iter().any(|d| d.to_string() == "virt = 2"));
+            let conf = h
+                .files
+                .iter()
+                .find(|f| f.path == "/etc/built.conf")
+                .unwrap();
+            assert!(conf.is_config());
+            let tmp = tempfile::tempdir().unwrap();
+            let dest = tmp.path().join("root");
+            extract_payload(&pkg, &dest).unwrap();
+            assert_eq!(
+                std::fs::read(dest.join("usr/bin/built")).unwrap(),
+                b"#!/bin/sh\necho hi\n"
+            );
+            let mode = std::fs::metadata(dest.join("usr/bin/built"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o755);
+            assert_eq!(
+                std::fs::read_link(dest.join("usr/bin/built-link")).unwrap(),
+                Path::new("built")
+            );
+            // Any flipped payload byte is caught (payload digest or decompression).
+            let mut bad = bytes.clone();
+            let n = bad.len();
+            bad[n - 20] ^= 0x55;
+            let err = crate::header::parse_package(&bad, Path::new("bad.rpm")).unwrap_err();
+            assert!(err.to_string().contains("bad.rpm"), "{err}");
+        }
+    }
+
     #[test]
     fn payload_path_validation() {
         let cases: &[(&str, Option<&str>)] = &[
