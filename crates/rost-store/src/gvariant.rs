@@ -798,7 +798,7 @@ pub(crate) fn array_elements<'b>(
     at: usize,
 ) -> Result<Vec<(&'b [u8], usize)>, GvError> {
     if let Some(size) = elem.fixed_size() {
-        if b.len() % size != 0 {
+        if !b.len().is_multiple_of(size) {
             return Err(invalid(
                 ty,
                 at,
@@ -819,7 +819,7 @@ pub(crate) fn array_elements<'b>(
         return Err(invalid(ty, at, "array too short"));
     }
     let last_end = read_offset(&b[b.len() - w..], w);
-    if last_end > b.len() - w || (b.len() - last_end) % w != 0 {
+    if last_end > b.len() - w || !(b.len() - last_end).is_multiple_of(w) {
         return Err(invalid(ty, at, "bad array framing offset"));
     }
     let n = (b.len() - last_end) / w;
@@ -860,10 +860,10 @@ pub(crate) fn tuple_members<'a, 'b>(
     at: usize,
 ) -> Result<Vec<&'b [u8]>, GvError> {
     let types: Vec<&Type> = members.collect();
-    if let Some(size) = fixed_tuple_size(types.iter().copied()) {
-        if b.len() != size {
-            return Err(invalid(ty, at, "wrong size for fixed-size tuple"));
-        }
+    if let Some(size) = fixed_tuple_size(types.iter().copied())
+        && b.len() != size
+    {
+        return Err(invalid(ty, at, "wrong size for fixed-size tuple"));
     }
     let n = types.len();
     let n_var_nonlast = types

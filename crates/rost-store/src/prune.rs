@@ -58,11 +58,11 @@ pub fn prune(repo: &Repo, opts: PruneOptions) -> Result<PruneReport> {
             if *t != ObjectType::Commit || tips.contains(c) {
                 continue;
             }
-            if let Ok(commit) = repo.load_commit(c) {
-                if commit.timestamp < cutoff {
-                    report.deleted += 1;
-                    report.freed_bytes += delete(repo, ObjectType::Commit, c, opts.no_prune)?;
-                }
+            if let Ok(commit) = repo.load_commit(c)
+                && commit.timestamp < cutoff
+            {
+                report.deleted += 1;
+                report.freed_bytes += delete(repo, ObjectType::Commit, c, opts.no_prune)?;
             }
         }
         objects = repo.list_objects()?;

@@ -58,10 +58,10 @@ pub fn init_logging() {
 /// Prints an error chain once and picks the exit code.
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     // A closed stdout (`rost … | head`) is not a failure.
-    if let Some(io) = err.downcast_ref::<std::io::Error>() {
-        if io.kind() == std::io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
+    if let Some(io) = err.downcast_ref::<std::io::Error>()
+        && io.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return ExitCode::SUCCESS;
     }
     let _ = writeln!(std::io::stderr(), "error: {err:#}");
     ExitCode::FAILURE

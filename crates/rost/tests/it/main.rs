@@ -4,6 +4,8 @@
 //! Interop tests call [`util::require_tool`]: outside CI a missing tool skips the
 //! test with a note; under `CI=true` it fails.
 
+#![allow(clippy::unwrap_used)]
+
 mod crash;
 mod pkg;
 mod repo;

@@ -32,7 +32,7 @@ fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn commit_args<'a>(tree: &'a str) -> Vec<&'a str> {
+fn commit_args(tree: &str) -> Vec<&str> {
     vec![
         "commit",
         "-b",
@@ -419,7 +419,7 @@ fn bad_input_is_named_and_nothing_is_half_written() {
     std::fs::create_dir_all(&t2).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &t2.join("pipe"),
+        t2.join("pipe"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -443,7 +443,7 @@ fn bad_input_is_named_and_nothing_is_half_written() {
         std::fs::create_dir_all(&t4).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &t4.join("null"),
+            t4.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),

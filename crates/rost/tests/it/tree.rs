@@ -78,7 +78,7 @@ pub fn build_fixture(root: &Path, privileged: bool) {
         ] {
             rustix::fs::chownat(
                 rustix::fs::CWD,
-                &root.join(p),
+                root.join(p),
                 Some(rustix::fs::Uid::from_raw(uid)),
                 Some(rustix::fs::Gid::from_raw(gid)),
                 rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
@@ -90,7 +90,7 @@ pub fn build_fixture(root: &Path, privileged: bool) {
             .unwrap();
         rustix::fs::chownat(
             rustix::fs::CWD,
-            &root.join("rel-link"),
+            root.join("rel-link"),
             Some(rustix::fs::Uid::from_raw(42)),
             Some(rustix::fs::Gid::from_raw(43)),
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
