@@ -78,14 +78,18 @@ impl Type {
     /// Parses a complete type string such as `(a{sv}aya(say)sstayay)`.
     pub fn parse(s: &str) -> Result<Type, GvError> {
         let bytes = s.as_bytes();
-        let (ty, used) = Self::parse_prefix(bytes).ok_or_else(|| GvError::BadType(s.to_owned()))?;
+        let (ty, used) =
+            Self::parse_prefix(bytes, 0).ok_or_else(|| GvError::BadType(s.to_owned()))?;
         if used != bytes.len() {
             return Err(GvError::BadType(s.to_owned()));
         }
         Ok(ty)
     }
 
-    fn parse_prefix(b: &[u8]) -> Option<(Type, usize)> {
+    fn parse_prefix(b: &[u8], depth: usize) -> Option<(Type, usize)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
         let c = *b.first()?;
         let simple = match c {
             b'b' => Some(Type::Bool),
@@ -109,11 +113,11 @@ impl Type {
         }
         match c {
             b'a' => {
-                let (inner, n) = Self::parse_prefix(&b[1..])?;
+                let (inner, n) = Self::parse_prefix(&b[1..], depth + 1)?;
                 Some((Type::Array(Box::new(inner)), n + 1))
             }
             b'm' => {
-                let (inner, n) = Self::parse_prefix(&b[1..])?;
+                let (inner, n) = Self::parse_prefix(&b[1..], depth + 1)?;
                 Some((Type::Maybe(Box::new(inner)), n + 1))
             }
             b'(' => {
@@ -123,17 +127,17 @@ impl Type {
                     if *b.get(pos)? == b')' {
                         return Some((Type::Tuple(members), pos + 1));
                     }
-                    let (t, n) = Self::parse_prefix(&b[pos..])?;
+                    let (t, n) = Self::parse_prefix(&b[pos..], depth + 1)?;
                     members.push(t);
                     pos += n;
                 }
             }
             b'{' => {
-                let (k, n1) = Self::parse_prefix(&b[1..])?;
+                let (k, n1) = Self::parse_prefix(&b[1..], depth + 1)?;
                 if !k.is_basic() {
                     return None;
                 }
-                let (v, n2) = Self::parse_prefix(&b[1 + n1..])?;
+                let (v, n2) = Self::parse_prefix(&b[1 + n1..], depth + 1)?;
                 if *b.get(1 + n1 + n2)? != b'}' {
                     return None;
                 }
@@ -273,6 +277,9 @@ pub enum Value {
     /// `{kv}`
     DictEntry(Box<Value>, Box<Value>),
 }
+
+/// Deepest nesting of containers accepted (GLib allows 128; OSTree needs 4).
+const MAX_DEPTH: usize = 64;
 
 fn pad_to(off: usize, align: usize) -> usize {
     (off + align - 1) & !(align - 1)
@@ -415,7 +422,7 @@ impl Value {
 
     /// Decodes normal-form `bytes` as type `ty`.
     pub fn from_bytes(ty: &Type, bytes: &[u8]) -> Result<Value, GvError> {
-        decode(ty, bytes, 0)
+        decode(ty, bytes, 0, 0)
     }
 
     /// The string inside `s`/`o`/`g`, if this is one.
@@ -714,7 +721,10 @@ fn fixed<const N: usize>(ty: &Type, b: &[u8], at: usize) -> Result<[u8; N], GvEr
         .map_err(|_| invalid(ty, at, "wrong size for fixed-size type"))
 }
 
-fn decode(ty: &Type, b: &[u8], at: usize) -> Result<Value, GvError> {
+fn decode(ty: &Type, b: &[u8], at: usize, depth: usize) -> Result<Value, GvError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(ty, at, "nested too deeply"));
+    }
     Ok(match ty {
         Type::Bool => match fixed::<1>(ty, b, at)? {
             [0] => Value::Bool(false),
@@ -748,13 +758,13 @@ fn decode(ty: &Type, b: &[u8], at: usize) -> Result<Value, GvError> {
             let inner_ty =
                 Type::parse(tstr).map_err(|_| invalid(ty, at, "variant has a bad type string"))?;
             let body = &b[..nul];
-            Value::Variant(Box::new(decode(&inner_ty, body, at)?))
+            Value::Variant(Box::new(decode(&inner_ty, body, at, depth + 1)?))
         }
         Type::Maybe(t) => {
             if b.is_empty() {
                 Value::Maybe((**t).clone(), None)
             } else if t.fixed_size().is_some() {
-                Value::Maybe((**t).clone(), Some(Box::new(decode(t, b, at)?)))
+                Value::Maybe((**t).clone(), Some(Box::new(decode(t, b, at, depth + 1)?)))
             } else {
                 let (last, body) = b
                     .split_last()
@@ -762,14 +772,20 @@ fn decode(ty: &Type, b: &[u8], at: usize) -> Result<Value, GvError> {
                 if *last != 0 {
                     return Err(invalid(ty, at, "maybe lacks trailing zero"));
                 }
-                Value::Maybe((**t).clone(), Some(Box::new(decode(t, body, at)?)))
+                Value::Maybe(
+                    (**t).clone(),
+                    Some(Box::new(decode(t, body, at, depth + 1)?)),
+                )
             }
         }
         Type::Array(elem) if **elem == Type::Byte => Value::Bytes(b.to_vec()),
-        Type::Array(elem) => Value::Array((**elem).clone(), decode_array_items(ty, elem, b, at)?),
-        Type::Tuple(ms) => Value::Tuple(decode_tuple(ty, ms.iter(), b, at)?),
+        Type::Array(elem) => Value::Array(
+            (**elem).clone(),
+            decode_array_items(ty, elem, b, at, depth)?,
+        ),
+        Type::Tuple(ms) => Value::Tuple(decode_tuple(ty, ms.iter(), b, at, depth)?),
         Type::DictEntry(k, v) => {
-            let mut items = decode_tuple(ty, [k.as_ref(), v.as_ref()].into_iter(), b, at)?;
+            let mut items = decode_tuple(ty, [k.as_ref(), v.as_ref()].into_iter(), b, at, depth)?;
             let v = items.pop().ok_or_else(|| invalid(ty, at, "dict entry"))?;
             let k = items.pop().ok_or_else(|| invalid(ty, at, "dict entry"))?;
             Value::DictEntry(Box::new(k), Box::new(v))
@@ -845,10 +861,16 @@ pub(crate) fn array_elements<'b>(
     Ok(items)
 }
 
-fn decode_array_items(ty: &Type, elem: &Type, b: &[u8], at: usize) -> Result<Vec<Value>, GvError> {
+fn decode_array_items(
+    ty: &Type,
+    elem: &Type,
+    b: &[u8],
+    at: usize,
+    depth: usize,
+) -> Result<Vec<Value>, GvError> {
     array_elements(ty, elem, b, at)?
         .into_iter()
-        .map(|(slice, off)| decode(elem, slice, off))
+        .map(|(slice, off)| decode(elem, slice, off, depth + 1))
         .collect()
 }
 
@@ -918,6 +940,7 @@ fn decode_tuple<'a>(
     members: impl Iterator<Item = &'a Type> + Clone,
     b: &[u8],
     at: usize,
+    depth: usize,
 ) -> Result<Vec<Value>, GvError> {
     let types: Vec<&Type> = members.clone().collect();
     let slices = tuple_members(ty, members, b, at)?;
@@ -926,7 +949,7 @@ fn decode_tuple<'a>(
         .zip(slices)
         .map(|(t, s)| {
             let off = at + (s.as_ptr() as usize - b.as_ptr() as usize);
-            decode(t, s, off)
+            decode(t, s, off, depth + 1)
         })
         .collect()
 }
@@ -1077,6 +1100,23 @@ mod tests {
         }
         assert!(Value::from_bytes(&Type::Str, b"abc").is_err());
         assert!(Value::from_bytes(&Type::U32, b"abc").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_a_stack_overflow() {
+        let mut v = Value::U32(1);
+        for _ in 0..10_000 {
+            v = Value::Variant(Box::new(v));
+        }
+        // Serializing is fine (our own writer); decoding hostile depth fails cleanly.
+        let mut bytes = vec![0u8; 4];
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(b"\0v");
+        }
+        bytes[3] = 1;
+        assert!(Value::from_bytes(&Type::Variant, &bytes).is_err());
+        assert!(Type::parse(&"a".repeat(1000).chars().chain(['y']).collect::<String>()).is_err());
+        drop(v);
     }
 
     #[test]
