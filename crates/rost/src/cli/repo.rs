@@ -584,7 +584,8 @@ fn human_size(b: u64) -> String {
         v /= 1000.0;
         unit = u;
     }
-    format!("{v:.1} {unit}")
+    // g_format_size puts a no-break space between number and unit.
+    format!("{v:.1}\u{a0}{unit}")
 }
 
 fn normalize(p: &str) -> String {
@@ -750,6 +751,6 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(human_size(12), "12 bytes");
-        assert_eq!(human_size(1500), "1.5 kB");
+        assert_eq!(human_size(1500), "1.5\u{a0}kB");
     }
 }

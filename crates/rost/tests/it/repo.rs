@@ -612,11 +612,12 @@ fn interop_prune_matches_ostree() {
     build_fixture(&tree, false);
     let base = tmp.path().join("base");
     run_ok(ostree(&base, &["init", "--mode=archive"]));
-    for i in 0..3 {
-        std::fs::write(tree.join("gen"), format!("{i}")).unwrap();
+    for year in 2019..2022 {
+        std::fs::write(tree.join("gen"), format!("{year}")).unwrap();
+        let ts = format!("--timestamp={year}-01-01T00:00:00Z");
         run_ok(ostree(
             &base,
-            &["commit", "-b", "main", tree.to_str().unwrap()],
+            &["commit", "-b", "main", &ts, tree.to_str().unwrap()],
         ));
     }
     std::fs::write(tree.join("gen"), "side").unwrap();
@@ -629,15 +630,17 @@ fn interop_prune_matches_ostree() {
         vec!["prune", "--refs-only"],
         vec!["prune", "--refs-only", "--depth=0"],
         vec!["prune"],
+        vec!["prune", "--keep-younger-than=2020-06-01 00:00:00"],
     ] {
-        let a = tmp.path().join(format!("a{}", args.len()));
-        let b = tmp.path().join(format!("b{}", args.len()));
+        let a = tmp.path().join(format!("a{}", args.join("_")));
+        let b = tmp.path().join(format!("b{}", args.join("_")));
         let _ = std::fs::remove_dir_all(&a);
         let _ = std::fs::remove_dir_all(&b);
         run_ok(Command::new("cp").args(["-a", base.to_str().unwrap(), a.to_str().unwrap()]));
         run_ok(Command::new("cp").args(["-a", base.to_str().unwrap(), b.to_str().unwrap()]));
-        run_ok(ostree(&a, &args));
-        run_ok(rrepo(&b, &args));
+        let theirs = run_ok(ostree(&a, &args));
+        let ours = run_ok(rrepo(&b, &args));
+        assert_eq!(ours, theirs, "{args:?}: output");
         assert_eq!(object_files(&b), object_files(&a), "{args:?}");
         run_ok(ostree(&b, &["fsck"]));
     }
