@@ -1,5 +1,7 @@
 //! Command tree of `rost`: one module per verb family.
 
+pub mod admin;
+pub mod compose;
 pub mod ostree_compat;
 pub mod pkg;
 pub mod repo;
@@ -32,6 +34,11 @@ enum Command {
     /// Inspect, resolve and download RPM packages.
     #[command(subcommand)]
     Pkg(pkg::PkgCommand),
+    /// Compose RPM package sets into commits (server side).
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
+    /// Manage deployments in a sysroot (client side, `ostree admin`).
+    Admin(admin::AdminArgs),
 }
 
 /// Parses `args` as rost's own command line and runs it.
@@ -40,6 +47,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Pkg(cmd) => pkg::run(cmd),
+        Command::Compose(cmd) => compose::run(cmd),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

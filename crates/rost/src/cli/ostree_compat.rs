@@ -64,6 +64,12 @@ pub fn translate(args: &[OsString]) -> anyhow::Result<Option<Vec<OsString>>> {
     let Some(cmd) = args.get(i).map(|c| c.to_string_lossy().into_owned()) else {
         bail!("No command specified");
     };
+    if cmd == "admin" {
+        // `ostree admin …` maps onto `rost admin …` (its own --sysroot).
+        let mut out: Vec<OsString> = vec!["rost".into(), "admin".into()];
+        out.extend(args[i + 1..].iter().cloned());
+        return Ok(Some(out));
+    }
     if !REPO_COMMANDS.contains(&cmd.as_str()) {
         bail!("Unknown command '{cmd}'");
     }

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin;
+mod compose;
 mod crash;
 mod pkg;
 mod repo;

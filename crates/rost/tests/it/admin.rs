@@ -1,0 +1,1 @@
+//! `rost admin` integration tests (sysroot work).

@@ -1,0 +1,1 @@
+//! `rost compose` integration tests (compose work).
