@@ -172,7 +172,9 @@ pub fn load_pool(
     for c in configs.iter().filter(|c| c.enabled) {
         let r = open_repo(c, cachedir)?;
         let idx = repos.len();
+        let t = std::time::Instant::now();
         packages.extend(r.load_primary(idx)?);
+        tracing::debug!("repo {}: primary parsed in {:?}", c.id, t.elapsed());
         pool_repos.push(PoolRepo {
             id: c.id.clone(),
             priority: c.priority,
@@ -180,12 +182,20 @@ pub fn load_pool(
         });
         repos.push(r);
     }
+    let t = std::time::Instant::now();
     let mut pool = Pool::new(pool_repos, packages, opts);
+    tracing::debug!(
+        "pool of {} packages built in {:?}",
+        pool.packages.len(),
+        t.elapsed()
+    );
+    let t = std::time::Instant::now();
     let needed = pool
         .required_files()
         .into_iter()
         .chain(extra_files.iter().cloned())
         .any(|f| !pool.knows_file(&f));
+    tracing::debug!("file dependency scan in {:?}", t.elapsed());
     if needed {
         tracing::debug!("file dependencies beyond primary: loading filelists");
         let mut all: HashMap<(usize, String), Vec<String>> = HashMap::new();

@@ -459,11 +459,12 @@ impl<'p> Provider<'p> {
                 names.push(n);
             }
         }
-        // Prefer the package named like the capability, then by best candidate arch.
-        names.sort_by_key(|&n| {
+        // libsolv's choice among providers of different names (policy.c,
+        // prune_to_best_version): plain strcmp order of the names.
+        {
             let it = self.it.borrow();
-            (it.names[n as usize] != name, it.names[n as usize].len(), n)
-        });
+            names.sort_by(|&a, &b| it.names[a as usize].cmp(&it.names[b as usize]));
+        }
         if names.is_empty() {
             if !with_virtual {
                 return Vec::new();
@@ -482,7 +483,17 @@ impl<'p> Provider<'p> {
     fn rich_sets(&self, r: &Rich) -> Vec<VersionSetId> {
         match r {
             Rich::Atom { name, sense, evr } => self.atom_sets(name, *sense, evr, false),
-            Rich::Or(v) => v.iter().flat_map(|x| self.rich_sets(x)).collect(),
+            Rich::Or(v) => {
+                // libsolv turns `(A or B)` into one rule over the providers of A
+                // and of B, and picks among them by name, not by operand order.
+                let mut sets: Vec<VersionSetId> =
+                    v.iter().flat_map(|x| self.rich_sets(x)).collect();
+                let it = self.it.borrow();
+                let name = |s: &VersionSetId| &it.names[it.vsets[s.0 as usize].0 as usize];
+                sets.sort_by(|a, b| name(a).cmp(name(b)));
+                sets.dedup();
+                sets
+            }
             Rich::With(v) | Rich::And(v) if matches!(r, Rich::With(_)) => {
                 let caps: Vec<u32> = v.iter().filter_map(|x| self.atom_cap(x)).collect();
                 self.filtered_sets(v.first(), caps, vec![])
@@ -973,6 +984,7 @@ fn obsoleter_of(pool: &Pool, i: u32) -> Option<u32> {
 
 /// Resolves `specs` against the pool. Returns package indexes, sorted by NEVRA.
 pub fn resolve(pool: &Pool, specs: &[String], opts: &SolveOptions) -> Result<Vec<u32>> {
+    let t = std::time::Instant::now();
     let prov = Provider::new(pool);
     let mut reqs: Vec<ConditionalRequirement> = Vec::new();
     for s in specs {
@@ -1007,6 +1019,7 @@ pub fn resolve(pool: &Pool, specs: &[String], opts: &SolveOptions) -> Result<Vec
         }
         soft.extend(more.into_iter().map(SolvableId::from_raw));
     }
+    tracing::debug!("solved in {:?} ({rounds} rounds)", t.elapsed());
     let mut out: Vec<u32> = solution.into_iter().map(|s| s.into_raw()).collect();
     out.sort_by_key(|&i| pool.packages[i as usize].nevra());
     out.dedup();
@@ -1343,6 +1356,29 @@ mod tests {
                 &["a"],
                 true,
                 Ok(&["a-1-1.noarch", "y-1-1.noarch"]),
+            ),
+            (
+                "rich or picks providers by name like libsolv",
+                &[
+                    "a-1-1.noarch|(usrmerge or usr-is-merged)",
+                    "usrmerge-1-1.noarch|perl|usr-is-merged",
+                    "usr-is-merged-1-1.noarch",
+                    "perl-1-1.noarch",
+                ],
+                &["a"],
+                true,
+                Ok(&["a-1-1.noarch", "usr-is-merged-1-1.noarch"]),
+            ),
+            (
+                "virtual provide picks providers by name like libsolv",
+                &[
+                    "a-1-1.noarch|virt",
+                    "zz-1-1.noarch||virt",
+                    "aa-long-name-1-1.noarch||virt",
+                ],
+                &["a"],
+                true,
+                Ok(&["a-1-1.noarch", "aa-long-name-1-1.noarch"]),
             ),
             (
                 "rich and",

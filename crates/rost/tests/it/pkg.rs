@@ -589,6 +589,20 @@ const SOLVE_PKGS: &[P] = &[
         ..p("archpkg", "1-1", "")
     },
     p("prio-pkg", "2.0-1", ""),
+    // libsolv picks among the providers of `(A or B)` (and of a virtual
+    // capability) by name, not by operand order or name length; Debian's
+    // init-system-helpers has exactly this `(usrmerge or usr-is-merged)`.
+    p("merged-app", "1-1", "Requires: (usrmerge or usr-is-merged)"),
+    p(
+        "usrmerge",
+        "1-1",
+        "Provides: usr-is-merged; Requires: merge-helper",
+    ),
+    p("usr-is-merged", "1-1", ""),
+    p("merge-helper", "1-1", ""),
+    p("virt-app", "1-1", "Requires: virt-cap"),
+    p("zz", "1-1", "Provides: virt-cap"),
+    p("aa-long-provider", "1-1", "Provides: virt-cap"),
 ];
 
 /// The higher-priority second repository.
@@ -728,6 +742,8 @@ fn interop_pkg_resolve_matches_dnf() {
         (&["lib-1-1.noarch"], &[], &[]),
         (&["webserver"], &[], &[]),
         (&["/opt/data/payload.bin"], &[], &[]),
+        (&["merged-app"], &[], &[]),
+        (&["virt-app"], &[], &[]),
     ];
     for (specs, rflags, dflags) in cases {
         let want = dnf_resolve(&repos, specs, dflags)
