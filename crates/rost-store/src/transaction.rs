@@ -18,6 +18,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -60,6 +61,8 @@ pub struct Transaction<'r> {
     staging: OwnedFd,
     staging_path: PathBuf,
     staged: Mutex<Vec<(Checksum, ObjectType)>>,
+    /// Which `XX/` subdirectories of the staging directory exist, by first byte.
+    staged_dirs: [AtomicBool; 256],
     seen: Mutex<HashSet<(Checksum, ObjectType)>>,
     stats: Mutex<TransactionStats>,
     refs: Vec<(RefSpec, Option<Checksum>)>,
@@ -92,6 +95,7 @@ impl Repo {
             staging,
             staging_path: rel,
             staged: Mutex::new(Vec::new()),
+            staged_dirs: std::array::from_fn(|_| AtomicBool::new(false)),
             seen: Mutex::new(HashSet::new()),
             stats: Mutex::new(TransactionStats::default()),
             refs: Vec::new(),
@@ -169,15 +173,21 @@ impl<'r> Transaction<'r> {
         Ok(seen.insert((*csum, ty)))
     }
 
-    /// Moves a finished temp file to its staged name.
-    fn stage(&self, tmp: &Path, ty: ObjectType, csum: &Checksum) -> Result<()> {
-        let rel = self.staged_rel(ty, csum);
-        if let Some(parent) = rel.parent() {
-            fsutil::ensure_dir_at(self.staging.as_fd(), parent, 0o755)
-                .ctx("creating", self.staging_path.join(parent))?;
+    /// Creates the staging subdirectory `XX/` for `csum` unless already done.
+    fn ensure_staged_dir(&self, csum: &Checksum) -> Result<()> {
+        let flag = &self.staged_dirs[usize::from(csum.0[0])];
+        if flag.load(Ordering::Acquire) {
+            return Ok(());
         }
-        rustix::fs::renameat(&self.staging, tmp, &self.staging, &rel)
-            .ctx("staging", self.staging_path.join(&rel))?;
+        let dir = format!("{:02x}", csum.0[0]);
+        fsutil::ensure_dir_at(self.staging.as_fd(), Path::new(&dir), 0o755)
+            .ctx("creating", self.staging_path.join(&dir))?;
+        flag.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Records a complete object in the staging directory for `commit()`.
+    fn record_staged(&self, ty: ObjectType, csum: &Checksum) -> Result<()> {
         self.staged
             .lock()
             .map_err(|_| Error::Other("poisoned lock".into()))?
@@ -185,16 +195,29 @@ impl<'r> Transaction<'r> {
         Ok(())
     }
 
-    fn create_tmp(&self, mode: u32) -> Result<(PathBuf, File)> {
-        let name = PathBuf::from(format!("tmp-{}", fsutil::random_suffix()));
+    /// Moves a finished temp file to its staged name.
+    fn stage(&self, tmp: &Path, ty: ObjectType, csum: &Checksum) -> Result<()> {
+        let rel = self.staged_rel(ty, csum);
+        self.ensure_staged_dir(csum)?;
+        rustix::fs::renameat(&self.staging, tmp, &self.staging, &rel)
+            .ctx("staging", self.staging_path.join(&rel))?;
+        self.record_staged(ty, csum)
+    }
+
+    /// Creates `name` (relative to the staging directory), failing if it exists.
+    fn create_at(&self, name: &Path, mode: u32) -> Result<File> {
         let fd = rustix::fs::openat(
             &self.staging,
-            &name,
+            name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::from_raw_mode(mode),
         )
-        .ctx("creating", self.staging_path.join(&name))?;
-        Ok((name, File::from(fd)))
+        .ctx("creating", self.staging_path.join(name))?;
+        Ok(File::from(fd))
+    }
+
+    fn tmp_name() -> PathBuf {
+        PathBuf::from(format!("tmp-{}", fsutil::random_suffix()))
     }
 
     /// Writes a metadata object; returns its checksum.
@@ -203,11 +226,18 @@ impl<'r> Transaction<'r> {
         if !self.claim(ty, &csum)? {
             return Ok(csum);
         }
-        let (name, mut f) = self.create_tmp(0o644)?;
-        f.write_all(bytes)
-            .ctx("writing", self.staging_path.join(&name))?;
+        // The checksum is known: write straight to the staged name. Staging
+        // is private to this transaction and `claim` makes the writer unique.
+        self.ensure_staged_dir(&csum)?;
+        let rel = self.staged_rel(ty, &csum);
+        let mut f = self.create_at(&rel, 0o644)?;
+        if let Err(e) = f.write_all(bytes) {
+            drop(f);
+            let _ = rustix::fs::unlinkat(&self.staging, &rel, AtFlags::empty());
+            return Err(e).ctx("writing", self.staging_path.join(&rel));
+        }
         drop(f);
-        self.stage(&name, ty, &csum)?;
+        self.record_staged(ty, &csum)?;
         self.stats
             .lock()
             .map_err(|_| Error::Other("poisoned lock".into()))?
@@ -227,10 +257,12 @@ impl<'r> Transaction<'r> {
                 if !self.claim(ObjectType::File, &csum)? {
                     return Ok(csum);
                 }
-                let tmp = self
-                    .write_content_tmp(header, &mut std::io::Cursor::new(b), b.len() as u64)?
-                    .0;
-                self.finish_content(&tmp, header, &csum, b.len() as u64)?;
+                // Known checksum: write straight to the staged name.
+                self.ensure_staged_dir(&csum)?;
+                let rel = self.staged_rel(ObjectType::File, &csum);
+                self.write_content_at(&rel, header, Payload::Bytes(b))?;
+                self.record_staged(ObjectType::File, &csum)?;
+                self.count_content(header, b.len() as u64)?;
                 Ok(csum)
             }
             ContentSource::File(mut f, size) if size <= IN_MEMORY_LIMIT => {
@@ -248,25 +280,24 @@ impl<'r> Transaction<'r> {
                 self.write_content(header, ContentSource::Bytes(&buf))
             }
             ContentSource::File(mut f, size) => {
-                let (tmp, csum) = self.write_content_tmp(header, &mut f, size)?;
+                // Too big to hold: stream into a temp file, hashing on the way,
+                // and give it its name once the checksum is known.
+                let tmp = Self::tmp_name();
+                let csum = self
+                    .write_content_at(&tmp, header, Payload::Stream(&mut f, size))?
+                    .ok_or_else(|| Error::Other("streamed object has no checksum".into()))?;
                 if !self.claim(ObjectType::File, &csum)? {
                     let _ = rustix::fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
                     return Ok(csum);
                 }
-                self.finish_content(&tmp, header, &csum, size)?;
+                self.stage(&tmp, ObjectType::File, &csum)?;
+                self.count_content(header, size)?;
                 Ok(csum)
             }
         }
     }
 
-    fn finish_content(
-        &self,
-        tmp: &Path,
-        header: &FileHeader,
-        csum: &Checksum,
-        size: u64,
-    ) -> Result<()> {
-        self.stage(tmp, ObjectType::File, csum)?;
+    fn count_content(&self, header: &FileHeader, size: u64) -> Result<()> {
         let mut st = self
             .stats
             .lock()
@@ -276,117 +307,141 @@ impl<'r> Transaction<'r> {
         Ok(())
     }
 
-    /// Writes the object to a temp file in the repo's storage format, hashing
-    /// the logical content on the way. Returns (temp name, checksum).
-    fn write_content_tmp(
+    /// Writes the object as `name` (relative to the staging directory, which
+    /// must not exist yet) in the repo's storage format; removes it again on
+    /// failure. A [`Payload::Stream`] is hashed on the way and its checksum
+    /// returned; a [`Payload::Bytes`] caller has hashed already (`None`).
+    fn write_content_at(
         &self,
+        name: &Path,
         header: &FileHeader,
-        src: &mut dyn Read,
-        size: u64,
-    ) -> Result<(PathBuf, Checksum)> {
+        payload: Payload<'_>,
+    ) -> Result<Option<Checksum>> {
         let mode = self.repo.mode();
-        let mut hasher = header.hasher();
-        let tpath = |n: &Path| self.staging_path.join(n);
-        if header.is_symlink() && matches!(mode, RepoMode::Bare | RepoMode::BareUserOnly) {
-            let name = PathBuf::from(format!("tmp-{}", fsutil::random_suffix()));
-            rustix::fs::symlinkat(header.symlink_target.as_str(), &self.staging, &name)
-                .ctx("symlink", tpath(&name))?;
-            if mode == RepoMode::Bare {
-                rustix::fs::chownat(
-                    &self.staging,
-                    &name,
-                    Some(rustix::fs::Uid::from_raw(header.uid)),
-                    Some(rustix::fs::Gid::from_raw(header.gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .ctx("chown", tpath(&name))?;
-                fsutil::set_xattrs_path(
-                    &fsutil::proc_path(self.staging.as_fd(), name.as_os_str()),
-                    &header.xattrs,
-                )
-                .ctx("setting xattrs", tpath(&name))?;
-            }
-            rustix::fs::utimensat(
-                &self.staging,
-                &name,
-                &zero_times(),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .ctx("utimensat", tpath(&name))?;
-            return Ok((name, Checksum(hasher.finalize().into())));
-        }
-        let (name, mut f) = self.create_tmp(0o644)?;
-        let res = (|| -> Result<Checksum> {
-            match mode {
-                RepoMode::Archive => {
-                    let size = if header.is_symlink() { 0 } else { size };
-                    let hdr = header.to_archive_bytes(size);
-                    let mut w = std::io::BufWriter::with_capacity(128 * 1024, &mut f);
-                    w.write_all(&objects::length_prefix(hdr.len()))
-                        .ctx("writing", tpath(&name))?;
-                    w.write_all(&hdr).ctx("writing", tpath(&name))?;
-                    if !header.is_symlink() {
-                        let mut enc =
-                            flate2::write::DeflateEncoder::new(w, flate2::Compression::new(6));
-                        copy_hashing(src, &mut enc, &mut hasher, size, &tpath(&name))?;
-                        let mut w = enc.finish().ctx("compressing", tpath(&name))?;
-                        w.flush().ctx("writing", tpath(&name))?;
-                    } else {
-                        w.flush().ctx("writing", tpath(&name))?;
-                    }
-                }
-                RepoMode::BareUser => {
-                    if header.is_symlink() {
-                        // libostree stores the target NUL-terminated.
-                        f.write_all(header.symlink_target.as_bytes())
-                            .ctx("writing", tpath(&name))?;
-                        f.write_all(b"\0").ctx("writing", tpath(&name))?;
-                    } else {
-                        copy_hashing(src, &mut f, &mut hasher, size, &tpath(&name))?;
-                    }
-                    fsutil::fset_xattrs(
-                        f.as_fd(),
-                        &vec![(
-                            OSTREEMETA_XATTR.as_bytes().to_vec(),
-                            objects::bare_user_meta(header),
-                        )],
-                    )
-                    .ctx("setting user.ostreemeta on", tpath(&name))?;
-                    let disk_mode = if header.is_symlink() {
-                        0o644
-                    } else {
-                        (header.mode & 0o775) | 0o400
-                    };
-                    rustix::fs::fchmod(&f, Mode::from_raw_mode(disk_mode))
-                        .ctx("chmod", tpath(&name))?;
-                }
-                RepoMode::BareUserOnly | RepoMode::Bare => {
-                    copy_hashing(src, &mut f, &mut hasher, size, &tpath(&name))?;
-                    if mode == RepoMode::Bare {
-                        rustix::fs::fchown(
-                            &f,
-                            Some(rustix::fs::Uid::from_raw(header.uid)),
-                            Some(rustix::fs::Gid::from_raw(header.gid)),
-                        )
-                        .ctx("chown", tpath(&name))?;
-                        fsutil::fset_xattrs(f.as_fd(), &header.xattrs)
-                            .ctx("setting xattrs", tpath(&name))?;
-                    }
-                    // chmod after chown: chown clears setuid bits.
-                    rustix::fs::fchmod(&f, Mode::from_raw_mode(header.mode & !S_IFREG & 0o7777))
-                        .ctx("chmod", tpath(&name))?;
-                }
-            }
-            rustix::fs::futimens(&f, &zero_times()).ctx("futimens", tpath(&name))?;
-            Ok(Checksum(hasher.clone().finalize().into()))
-        })();
+        let path = self.staging_path.join(name);
+        let mut hasher = match payload {
+            Payload::Stream(..) => Some(header.hasher()),
+            Payload::Bytes(_) => None,
+        };
+        let res = if header.is_symlink() && matches!(mode, RepoMode::Bare | RepoMode::BareUserOnly)
+        {
+            rustix::fs::symlinkat(header.symlink_target.as_str(), &self.staging, name)
+                .ctx("symlink", &path)?;
+            self.finish_symlink_at(name, header, &path)
+        } else {
+            let f = self.create_at(name, 0o644)?;
+            self.write_file_object(f, header, payload, hasher.as_mut(), &path)
+        };
         match res {
-            Ok(c) => Ok((name, c)),
+            Ok(()) => Ok(hasher.map(|h| Checksum(h.finalize().into()))),
             Err(e) => {
-                let _ = rustix::fs::unlinkat(&self.staging, &name, AtFlags::empty());
+                let _ = rustix::fs::unlinkat(&self.staging, name, AtFlags::empty());
                 Err(e)
             }
         }
+    }
+
+    /// Sets owner, xattrs and times of a bare-mode symlink object.
+    fn finish_symlink_at(&self, name: &Path, header: &FileHeader, path: &Path) -> Result<()> {
+        if self.repo.mode() == RepoMode::Bare {
+            rustix::fs::chownat(
+                &self.staging,
+                name,
+                Some(rustix::fs::Uid::from_raw(header.uid)),
+                Some(rustix::fs::Gid::from_raw(header.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .ctx("chown", path)?;
+            fsutil::set_xattrs_path(
+                &fsutil::proc_path(self.staging.as_fd(), name.as_os_str()),
+                &header.xattrs,
+            )
+            .ctx("setting xattrs", path)?;
+        }
+        rustix::fs::utimensat(
+            &self.staging,
+            name,
+            &zero_times(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx("utimensat", path)?;
+        Ok(())
+    }
+
+    /// Fills a freshly created object file `f` in the repo's storage format.
+    fn write_file_object(
+        &self,
+        mut f: File,
+        header: &FileHeader,
+        payload: Payload<'_>,
+        hasher: Option<&mut sha2::Sha256>,
+        path: &Path,
+    ) -> Result<()> {
+        let mode = self.repo.mode();
+        let size = if header.is_symlink() {
+            0
+        } else {
+            payload.len()
+        };
+        match mode {
+            RepoMode::Archive => {
+                let hdr = header.to_archive_bytes(size);
+                let mut out = Vec::with_capacity(8 + hdr.len() + deflate_estimate(size));
+                out.extend_from_slice(&objects::length_prefix(hdr.len()));
+                out.extend_from_slice(&hdr);
+                if !header.is_symlink() {
+                    deflate_to(&mut f, out, payload, hasher, path)?;
+                } else {
+                    f.write_all(&out).ctx("writing", path)?;
+                }
+            }
+            RepoMode::BareUser => {
+                if header.is_symlink() {
+                    // libostree stores the target NUL-terminated.
+                    let mut t = Vec::with_capacity(header.symlink_target.len() + 1);
+                    t.extend_from_slice(header.symlink_target.as_bytes());
+                    t.push(0);
+                    f.write_all(&t).ctx("writing", path)?;
+                } else {
+                    pump(payload, hasher, path, &mut |b| {
+                        f.write_all(b).ctx("writing", path)
+                    })?;
+                }
+                fsutil::fset_xattrs(
+                    f.as_fd(),
+                    &vec![(
+                        OSTREEMETA_XATTR.as_bytes().to_vec(),
+                        objects::bare_user_meta(header),
+                    )],
+                )
+                .ctx("setting user.ostreemeta on", path)?;
+                let disk_mode = if header.is_symlink() {
+                    0o644
+                } else {
+                    (header.mode & 0o775) | 0o400
+                };
+                rustix::fs::fchmod(&f, Mode::from_raw_mode(disk_mode)).ctx("chmod", path)?;
+            }
+            RepoMode::BareUserOnly | RepoMode::Bare => {
+                pump(payload, hasher, path, &mut |b| {
+                    f.write_all(b).ctx("writing", path)
+                })?;
+                if mode == RepoMode::Bare {
+                    rustix::fs::fchown(
+                        &f,
+                        Some(rustix::fs::Uid::from_raw(header.uid)),
+                        Some(rustix::fs::Gid::from_raw(header.gid)),
+                    )
+                    .ctx("chown", path)?;
+                    fsutil::fset_xattrs(f.as_fd(), &header.xattrs).ctx("setting xattrs", path)?;
+                }
+                // chmod after chown: chown clears setuid bits.
+                rustix::fs::fchmod(&f, Mode::from_raw_mode(header.mode & !S_IFREG & 0o7777))
+                    .ctx("chmod", path)?;
+            }
+        }
+        rustix::fs::futimens(&f, &zero_times()).ctx("futimens", path)?;
+        Ok(())
     }
 
     /// Queues a ref update, applied after the objects are durable.
@@ -406,23 +461,42 @@ impl<'r> Transaction<'r> {
         );
         let objdir =
             fsutil::open_dir_at(self.repo.dfd(), Path::new("objects")).ctx("opening", "objects")?;
-        let mut made_dirs = HashSet::new();
-        for (csum, ty) in &staged {
-            let rel = self.staged_rel(*ty, csum);
-            let hex = csum.to_hex();
-            if made_dirs.insert(hex[..2].to_owned()) {
-                fsutil::ensure_dir_at(objdir.as_fd(), Path::new(&hex[..2]), 0o755)
-                    .ctx("creating", format!("objects/{}", &hex[..2]))?;
+        let mut by_dir: Vec<Vec<(Checksum, ObjectType)>> = vec![Vec::new(); 256];
+        for (csum, ty) in staged {
+            by_dir[usize::from(csum.0[0])].push((csum, ty));
+        }
+        for (prefix, objs) in by_dir.iter().enumerate() {
+            if objs.is_empty() {
+                continue;
             }
+            // `objects/XX` missing (a fresh repo): one rename publishes the
+            // whole staged `XX/`, which holds exactly these objects.
+            let dir = format!("{prefix:02x}");
             match rustix::fs::renameat_with(
                 &self.staging,
-                &rel,
+                &dir,
                 &objdir,
-                &rel,
+                &dir,
                 RenameFlags::NOREPLACE,
             ) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e).ctx("publishing", Path::new("objects").join(&rel)),
+                Ok(()) => continue,
+                Err(Errno::EXIST | Errno::NOTEMPTY) => {}
+                Err(e) => return Err(e).ctx("publishing", Path::new("objects").join(&dir)),
+            }
+            fsutil::ensure_dir_at(objdir.as_fd(), Path::new(&dir), 0o755)
+                .ctx("creating", Path::new("objects").join(&dir))?;
+            for (csum, ty) in objs {
+                let rel = self.staged_rel(*ty, csum);
+                match rustix::fs::renameat_with(
+                    &self.staging,
+                    &rel,
+                    &objdir,
+                    &rel,
+                    RenameFlags::NOREPLACE,
+                ) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e).ctx("publishing", Path::new("objects").join(&rel)),
+                }
             }
         }
         failpoint("after-publish");
@@ -457,14 +531,39 @@ impl Drop for Transaction<'_> {
     }
 }
 
-fn copy_hashing(
-    src: &mut dyn Read,
-    dst: &mut dyn Write,
-    hasher: &mut sha2::Sha256,
-    size: u64,
+/// The content of an object being written.
+enum Payload<'a> {
+    /// All of it, already hashed by the caller.
+    Bytes(&'a [u8]),
+    /// A reader that must yield exactly this many bytes.
+    Stream(&'a mut dyn Read, u64),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Bytes(b) => b.len() as u64,
+            Payload::Stream(_, n) => *n,
+        }
+    }
+}
+
+/// Read size for streamed payloads.
+const CHUNK: usize = 128 * 1024;
+
+/// Feeds the payload to `sink` in order, hashing streamed chunks into
+/// `hasher`; fails if a stream yields more or fewer bytes than announced.
+fn pump(
+    payload: Payload<'_>,
+    mut hasher: Option<&mut sha2::Sha256>,
     what: &Path,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 128 * 1024];
+    let (src, size) = match payload {
+        Payload::Bytes(b) => return sink(b),
+        Payload::Stream(src, size) => (src, size),
+    };
+    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
         let n = match src.read(&mut buf) {
@@ -473,12 +572,14 @@ fn copy_hashing(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).ctx("reading source for", what),
         };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).ctx("writing", what)?;
         total += n as u64;
         if total > size {
             break;
         }
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
+        sink(&buf[..n])?;
     }
     if total != size {
         return Err(Error::Other(format!(
@@ -486,4 +587,106 @@ fn copy_hashing(
         )));
     }
     Ok(())
+}
+
+/// libostree's compression level for archive-mode objects (zlib's default).
+const ARCHIVE_COMPRESSION_LEVEL: u32 = 6;
+
+/// Pending compressed output is written out once it grows past this.
+const DEFLATE_FLUSH_AT: usize = 1024 * 1024;
+
+/// A raw-deflate state and its output window.
+struct Deflater {
+    c: flate2::Compress,
+    window: Vec<u8>,
+}
+
+thread_local! {
+    /// One deflate state per thread, reset between objects: setting one up
+    /// allocates and clears a few hundred KiB, too much per small file.
+    static DEFLATE: std::cell::RefCell<Option<Deflater>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A first guess at the compressed size of `size` bytes (the buffer grows if needed).
+fn deflate_estimate(size: u64) -> usize {
+    (size.min(DEFLATE_FLUSH_AT as u64) as usize) / 2 + 64
+}
+
+/// Output space offered to each deflate call. zlib's stored blocks (what
+/// incompressible data becomes) are cut where the output buffer fills, so the
+/// compressed bytes depend on it: fixed at the 32 KiB that earlier releases
+/// (flate2's `DeflateEncoder`) used, as is the [`CHUNK`]-sized input feeding.
+const DEFLATE_OUT_WINDOW: usize = 32 * 1024;
+
+/// Writes `out` (what goes before the data), then the payload raw-deflated at
+/// [`ARCHIVE_COMPRESSION_LEVEL`], to `f`.
+fn deflate_to(
+    f: &mut File,
+    mut out: Vec<u8>,
+    payload: Payload<'_>,
+    hasher: Option<&mut sha2::Sha256>,
+    what: &Path,
+) -> Result<()> {
+    let mut c = DEFLATE
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_else(|| Deflater {
+            c: flate2::Compress::new(flate2::Compression::new(ARCHIVE_COMPRESSION_LEVEL), false),
+            window: vec![0; DEFLATE_OUT_WINDOW],
+        });
+    let mut feed = |chunk: &[u8]| -> Result<()> {
+        deflate_chunk(&mut c, chunk, &mut out, what)?;
+        if out.len() >= DEFLATE_FLUSH_AT {
+            f.write_all(&out).ctx("writing", what)?;
+            out.clear();
+        }
+        Ok(())
+    };
+    match payload {
+        Payload::Bytes(b) => b.chunks(CHUNK).try_for_each(&mut feed)?,
+        p @ Payload::Stream(..) => pump(p, hasher, what, &mut feed)?,
+    }
+    deflate_finish(&mut c, &mut out, what)?;
+    f.write_all(&out).ctx("writing", what)?;
+    // Only a stream that ended cleanly is reused; an error drops the state.
+    c.c.reset();
+    DEFLATE.with(|cell| *cell.borrow_mut() = Some(c));
+    Ok(())
+}
+
+/// One deflate call with [`DEFLATE_OUT_WINDOW`] bytes of output space,
+/// appended to `out`. Returns (input consumed, output produced, status).
+fn deflate_call(
+    d: &mut Deflater,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    flush: flate2::FlushCompress,
+    what: &Path,
+) -> Result<(usize, usize, flate2::Status)> {
+    let (in0, out0) = (d.c.total_in(), d.c.total_out());
+    let status =
+        d.c.compress(input, &mut d.window, flush)
+            .map_err(std::io::Error::other)
+            .ctx("compressing", what)?;
+    let produced = (d.c.total_out() - out0) as usize;
+    out.extend_from_slice(&d.window[..produced]);
+    Ok(((d.c.total_in() - in0) as usize, produced, status))
+}
+
+/// Compresses all of `input` into `out` (no flush).
+fn deflate_chunk(d: &mut Deflater, mut input: &[u8], out: &mut Vec<u8>, what: &Path) -> Result<()> {
+    while !input.is_empty() {
+        let (used, _, _) = deflate_call(d, input, out, flate2::FlushCompress::None, what)?;
+        input = &input[used..];
+    }
+    Ok(())
+}
+
+/// Ends the stream: finishes until a call produces nothing more.
+fn deflate_finish(d: &mut Deflater, out: &mut Vec<u8>, what: &Path) -> Result<()> {
+    loop {
+        let (_, produced, status) = deflate_call(d, &[], out, flate2::FlushCompress::Finish, what)?;
+        if produced == 0 || status == flate2::Status::StreamEnd {
+            return Ok(());
+        }
+    }
 }
