@@ -38,14 +38,18 @@ mod checksum;
 pub mod commit;
 pub mod diff;
 mod error;
+pub mod fetch;
 pub mod fsck;
 pub mod fsutil;
 pub mod gvariant;
 pub mod keyfile;
 pub mod objects;
 pub mod prune;
+pub mod pull;
 pub mod refs;
+pub mod remote;
 mod repo;
+pub mod summary;
 pub mod transaction;
 pub mod walk;
 

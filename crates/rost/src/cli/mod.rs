@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Raise log verbosity (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     command: Command,

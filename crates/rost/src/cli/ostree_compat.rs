@@ -24,6 +24,10 @@ const REPO_COMMANDS: &[&str] = &[
     "diff",
     "fsck",
     "prune",
+    "summary",
+    "remote",
+    "pull",
+    "pull-local",
 ];
 
 /// Whether argv0's file name is `ostree`.

@@ -53,6 +53,112 @@ pub enum RepoCommand {
     Fsck(FsckArgs),
     /// Delete unreachable objects.
     Prune(PruneArgs),
+    /// Generate or show the summary file clients read first.
+    Summary(SummaryArgs),
+    /// Manage remotes.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Download commits from a remote.
+    Pull(PullArgs),
+    /// Copy commits from another local repository.
+    PullLocal(PullLocalArgs),
+}
+
+/// `summary`
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Regenerate the summary.
+    #[arg(short = 'u', long)]
+    update: bool,
+    /// Print the summary.
+    #[arg(short = 'v', long)]
+    view: bool,
+    /// Print the raw summary variant.
+    #[arg(long)]
+    raw: bool,
+}
+
+/// `remote …`
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote.
+    Add {
+        /// Do not require GPG signatures.
+        #[arg(long)]
+        no_gpg_verify: bool,
+        /// Do nothing if it exists.
+        #[arg(long)]
+        if_not_exists: bool,
+        /// Extra settings (KEY=VALUE).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Remote name.
+        name: String,
+        /// URL.
+        url: String,
+        /// Branches (stored as `branches=`).
+        branches: Vec<String>,
+    },
+    /// Delete a remote.
+    Delete {
+        /// Do nothing if it does not exist.
+        #[arg(long)]
+        if_exists: bool,
+        /// Remote name.
+        name: String,
+    },
+    /// List remotes.
+    List {
+        /// Show URLs too.
+        #[arg(short = 'u', long)]
+        show_urls: bool,
+    },
+    /// Print a remote's URL.
+    ShowUrl {
+        /// Remote name.
+        name: String,
+    },
+    /// List a remote's refs (from its summary).
+    Refs {
+        /// Remote name.
+        name: String,
+    },
+}
+
+/// `pull`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Parents to fetch (-1 = all).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    depth: i64,
+    /// Fetch only commit objects.
+    #[arg(long)]
+    commit_metadata_only: bool,
+    /// Write refs as local branches.
+    #[arg(long)]
+    mirror: bool,
+    /// Resolve and walk, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Accepted for compatibility: rost has no static-delta client yet.
+    #[arg(long)]
+    disable_static_deltas: bool,
+    /// Remote name (or REMOTE:REF).
+    remote: String,
+    /// Refs to pull (default: all refs in the remote summary).
+    refs: Vec<String>,
+}
+
+/// `pull-local`
+#[derive(Debug, Args)]
+pub struct PullLocalArgs {
+    /// Parents to copy (-1 = all).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    depth: i64,
+    /// Source repository.
+    src: PathBuf,
+    /// Refs (default: all of the source's local refs).
+    refs: Vec<String>,
 }
 
 /// `init`
@@ -532,6 +638,121 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 );
             }
         }
+        RepoCommand::Summary(a) => {
+            let mut repo = open(&path)?;
+            if a.update {
+                let now = chrono::Utc::now().timestamp().max(0) as u64;
+                rost_store::summary::update_summary(&mut repo, now)
+                    .with_context(|| format!("updating the summary of {}", path.display()))?;
+            }
+            if a.view || a.raw {
+                let b = std::fs::read(path.join("summary"))
+                    .with_context(|| format!("reading {}", path.join("summary").display()))?;
+                let s = rost_store::summary::Summary::parse(&b)?;
+                if a.raw {
+                    let ty = rost_store::gvariant::Type::parse(rost_store::summary::SUMMARY_TYPE)?;
+                    writeln!(out, "{}", Value::from_bytes(&ty, &b)?.print())?;
+                } else {
+                    print_summary(&mut out, &s)?;
+                }
+            } else if !a.update {
+                bail!("give --update or --view");
+            }
+        }
+        RepoCommand::Remote(cmd) => {
+            let mut repo = open(&path)?;
+            match cmd {
+                RemoteCommand::Add {
+                    no_gpg_verify,
+                    if_not_exists,
+                    set,
+                    name,
+                    url,
+                    branches,
+                } => {
+                    let mut opts = Vec::new();
+                    if !branches.is_empty() {
+                        opts.push(("branches".to_owned(), format!("{};", branches.join(";"))));
+                    }
+                    if no_gpg_verify {
+                        opts.push(("gpg-verify".to_owned(), "false".to_owned()));
+                    }
+                    for kv in &set {
+                        let (k, v) = kv
+                            .split_once('=')
+                            .ok_or_else(|| anyhow!("--set: expected KEY=VALUE, got {kv:?}"))?;
+                        opts.push((k.to_owned(), v.to_owned()));
+                    }
+                    rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_not_exists)?;
+                }
+                RemoteCommand::Delete { if_exists, name } => {
+                    rost_store::remote::delete_remote(&mut repo, &name, if_exists)?;
+                }
+                RemoteCommand::List { show_urls } => {
+                    let mut names = rost_store::remote::list_remotes(&repo);
+                    names.sort();
+                    let width = names.iter().map(String::len).max().unwrap_or(0);
+                    for n in names {
+                        if show_urls {
+                            let r = rost_store::remote::get_remote(&repo, &n)?;
+                            writeln!(out, "{n:width$}  {}", r.url)?;
+                        } else {
+                            writeln!(out, "{n}")?;
+                        }
+                    }
+                }
+                RemoteCommand::ShowUrl { name } => {
+                    writeln!(out, "{}", rost_store::remote::get_remote(&repo, &name)?.url)?;
+                }
+                RemoteCommand::Refs { name } => {
+                    let r = rost_store::remote::get_remote(&repo, &name)?;
+                    let f = rost_store::fetch::fetcher_for(&r.url)?;
+                    for n in rost_store::pull::remote_summary_refs(f.as_ref())? {
+                        writeln!(out, "{name}:{n}")?;
+                    }
+                }
+            }
+        }
+        RepoCommand::Pull(a) => {
+            let repo = open(&path)?;
+            let (remote, mut refs) = match a.remote.split_once(':') {
+                Some((r, first)) => (r.to_owned(), vec![first.to_owned()]),
+                None => (a.remote.clone(), Vec::new()),
+            };
+            refs.extend(a.refs.iter().cloned());
+            let opts = rost_store::pull::PullOptions {
+                depth: a.depth,
+                commit_metadata_only: a.commit_metadata_only,
+                mirror: a.mirror,
+                dry_run: a.dry_run,
+            };
+            let _ = a.disable_static_deltas;
+            let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts)
+                .with_context(|| format!("pulling from remote {remote}"))?;
+            let mut err = std::io::stderr().lock();
+            writeln!(
+                err,
+                "{} metadata, {} content objects fetched; {} transferred",
+                rep.metadata_fetched,
+                rep.content_fetched,
+                human_size(rep.bytes_fetched)
+            )?;
+        }
+        RepoCommand::PullLocal(a) => {
+            let repo = open(&path)?;
+            let src = open(&a.src)?;
+            let refs: Vec<String> = if a.refs.is_empty() {
+                src.list_refs()?
+                    .keys()
+                    .filter(|r| r.remote.is_none())
+                    .map(|r| r.name.clone())
+                    .collect()
+            } else {
+                a.refs.clone()
+            };
+            rost_store::pull::pull_local(&repo, &src, &refs, a.depth)
+                .with_context(|| format!("pulling from {}", a.src.display()))?;
+        }
         RepoCommand::Prune(a) => {
             let repo = open(&path)?;
             let keep = a
@@ -600,6 +821,82 @@ fn format_date(ts: u64) -> String {
     chrono::DateTime::from_timestamp(ts as i64, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000").to_string())
         .unwrap_or_else(|| ts.to_string())
+}
+
+fn format_iso(ts: u64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn be_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::U64(x) => Some(u64::from_be(*x)),
+        _ => None,
+    }
+}
+
+fn print_summary(out: &mut dyn Write, s: &rost_store::summary::Summary) -> Result<()> {
+    for r in &s.refs {
+        writeln!(out, "* {}", r.name)?;
+        writeln!(out, "    Latest Commit ({} bytes):", r.commit_size)?;
+        writeln!(out, "      {}", r.commit)?;
+        if let Some(v) = r
+            .metadata
+            .lookup("ostree.commit.version")
+            .and_then(Value::as_str)
+        {
+            writeln!(out, "    Version (ostree.commit.version): {v}")?;
+        }
+        if let Some(t) = r
+            .metadata
+            .lookup("ostree.commit.timestamp")
+            .and_then(be_u64)
+        {
+            writeln!(
+                out,
+                "    Timestamp (ostree.commit.timestamp): {}",
+                format_iso(t)
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if let Value::Array(_, items) = &s.metadata {
+        for it in items {
+            let Value::DictEntry(k, v) = it else { continue };
+            let (Some(k), Value::Variant(v)) = (k.as_str(), v.as_ref()) else {
+                continue;
+            };
+            match k {
+                "ostree.summary.mode" => writeln!(
+                    out,
+                    "Repository Mode (ostree.summary.mode): {}",
+                    v.as_str().unwrap_or("")
+                )?,
+                "ostree.summary.last-modified" => writeln!(
+                    out,
+                    "Last-Modified (ostree.summary.last-modified): {}",
+                    be_u64(v).map(format_iso).unwrap_or_default()
+                )?,
+                "ostree.summary.tombstone-commits" => writeln!(
+                    out,
+                    "Has Tombstone Commits (ostree.summary.tombstone-commits): {}",
+                    if matches!(v.as_ref(), Value::Bool(true)) {
+                        "Yes"
+                    } else {
+                        "No"
+                    }
+                )?,
+                "ostree.static-deltas" => writeln!(
+                    out,
+                    "Static Deltas (ostree.static-deltas): {}",
+                    v.print_annotated()
+                )?,
+                other => writeln!(out, "{other}: {}", v.byteswapped().print())?,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_commit(out: &mut dyn Write, c: &Checksum, commit: &Commit) -> Result<()> {

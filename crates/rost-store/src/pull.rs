@@ -1,0 +1,554 @@
+//! Pulling commits from an archive-mode remote (HTTP(S) or `file://`).
+//!
+//! Order of work, chosen so a pull killed at any instant leaves a repo that
+//! fscks clean and a rerun fetches only what is missing:
+//! 1. resolve refs (summary, else `refs/heads/REF`), mark `state/CSUM.commitpartial`;
+//! 2. fetch the commit (and detached metadata) and keep it in memory;
+//! 3. walk dirtrees breadth-first, fetching missing metadata, then content in
+//!    batches; every object is verified against its name before it is staged,
+//!    and each batch is published (syncfs + rename) on its own — orphan
+//!    dirtrees and files are harmless, fsck walks only commits;
+//! 4. write the commit object and the ref in a last transaction, then drop the
+//!    commitpartial marker.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::IoContext;
+use crate::fetch::{Fetcher, MAX_FETCH_SIZE};
+use crate::gvariant::Value;
+use crate::objects::{Commit, DirMeta, DirTree, FileHeader, MAX_METADATA_SIZE};
+use crate::refs::RefSpec;
+use crate::summary::Summary;
+use crate::transaction::ContentSource;
+use crate::{Checksum, Error, ObjectType, Repo, Result, fsutil};
+
+/// Content objects fetched and written per published batch.
+const CONTENT_BATCH: usize = 256;
+
+/// Pull options (ostree's flag names).
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Parents to fetch behind each commit: 0 = none, -1 = all.
+    pub depth: i64,
+    /// Fetch only commit objects.
+    pub commit_metadata_only: bool,
+    /// Write refs under `refs/heads` instead of `refs/remotes/REMOTE`.
+    pub mirror: bool,
+    /// Only report what would be fetched.
+    pub dry_run: bool,
+}
+
+/// What a pull did.
+#[derive(Debug, Default, Clone)]
+pub struct PullReport {
+    /// (ref, commit) pairs pulled.
+    pub refs: Vec<(String, Checksum)>,
+    /// Metadata objects fetched.
+    pub metadata_fetched: u64,
+    /// Content objects fetched.
+    pub content_fetched: u64,
+    /// Bytes transferred.
+    pub bytes_fetched: u64,
+}
+
+fn object_rel(ty: ObjectType, c: &Checksum) -> String {
+    let hex = c.to_hex();
+    let ext = if ty == ObjectType::File {
+        "filez"
+    } else {
+        ty.extension()
+    };
+    format!("objects/{}/{}.{ext}", &hex[..2], &hex[2..])
+}
+
+fn commitpartial_path(c: &Checksum) -> String {
+    format!("state/{c}.commitpartial")
+}
+
+/// Decodes and verifies an archive `.filez` body: returns header and content.
+pub fn verify_filez(c: &Checksum, bytes: &[u8]) -> Result<(FileHeader, Vec<u8>)> {
+    let bad = |reason: String| Error::Corrupt {
+        object: format!("{c}.filez"),
+        reason,
+    };
+    let (hdr, payload) = crate::objects::split_prefixed(bytes).map_err(|e| bad(e.to_string()))?;
+    let (header, size) = FileHeader::parse_archive(hdr).map_err(bad)?;
+    let mut content = Vec::new();
+    if !header.is_symlink() {
+        if size > MAX_FETCH_SIZE {
+            return Err(bad(format!("declared size {size} exceeds the limit")));
+        }
+        // Read one byte past the declared size to catch a lying header (or a bomb).
+        let mut d = flate2::read::DeflateDecoder::new(payload).take(size + 1);
+        content.reserve(size.min(64 * 1024 * 1024) as usize);
+        d.read_to_end(&mut content)
+            .map_err(|e| bad(format!("inflating: {e}")))?;
+        if content.len() as u64 != size {
+            return Err(bad(format!(
+                "content is {} bytes, header says {size}",
+                content.len()
+            )));
+        }
+    }
+    let actual = header.checksum(&content);
+    if actual != *c {
+        return Err(Error::ChecksumMismatch {
+            object: format!("{c}.file"),
+            expected: c.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok((header, content))
+}
+
+fn verify_metadata(ty: ObjectType, c: &Checksum, bytes: &[u8]) -> Result<()> {
+    let actual = Checksum::of(bytes);
+    if actual != *c {
+        return Err(Error::ChecksumMismatch {
+            object: format!("{c}.{ty}"),
+            expected: c.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    match ty {
+        ObjectType::DirTree => DirTree::parse(bytes, &c.to_hex()).map(|_| ()),
+        ObjectType::DirMeta => DirMeta::parse(bytes, &c.to_hex()).map(|_| ()),
+        ObjectType::Commit => Commit::parse(bytes, &c.to_hex()).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+struct Puller<'a> {
+    repo: &'a Repo,
+    fetcher: &'a dyn Fetcher,
+    report: PullReport,
+}
+
+impl Puller<'_> {
+    fn fetch_required(&mut self, rel: &str, limit: u64) -> Result<Vec<u8>> {
+        let b = self.fetcher.fetch(rel, limit)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "{}: not found on the server",
+                self.fetcher.url_of(rel)
+            ))
+        })?;
+        self.report.bytes_fetched += b.len() as u64;
+        Ok(b)
+    }
+
+    /// Fetches missing metadata objects, verified; returns (csum, type, bytes).
+    fn fetch_metadata(
+        &mut self,
+        want: Vec<(Checksum, ObjectType)>,
+    ) -> Result<Vec<(Checksum, ObjectType, Vec<u8>)>> {
+        let paths: Vec<String> = want.iter().map(|(c, t)| object_rel(*t, c)).collect();
+        let results = self.fetcher.fetch_many(&paths, MAX_METADATA_SIZE);
+        let mut out = Vec::with_capacity(want.len());
+        for ((c, t), (res, rel)) in want.into_iter().zip(results.into_iter().zip(paths.iter())) {
+            let b = res?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{}: not found on the server",
+                    self.fetcher.url_of(rel)
+                ))
+            })?;
+            verify_metadata(t, &c, &b)
+                .map_err(|e| Error::Other(format!("{}: {e}", self.fetcher.url_of(rel))))?;
+            self.report.bytes_fetched += b.len() as u64;
+            self.report.metadata_fetched += 1;
+            out.push((c, t, b));
+        }
+        Ok(out)
+    }
+
+    fn pull_content(&mut self, files: Vec<Checksum>) -> Result<()> {
+        for chunk in files.chunks(CONTENT_BATCH) {
+            let paths: Vec<String> = chunk
+                .iter()
+                .map(|c| object_rel(ObjectType::File, c))
+                .collect();
+            let results = self.fetcher.fetch_many(&paths, MAX_FETCH_SIZE);
+            let mut bodies = Vec::with_capacity(chunk.len());
+            for ((c, res), rel) in chunk.iter().zip(results).zip(&paths) {
+                let b = res?.ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "{}: not found on the server",
+                        self.fetcher.url_of(rel)
+                    ))
+                })?;
+                self.report.bytes_fetched += b.len() as u64;
+                self.report.content_fetched += 1;
+                bodies.push((*c, b, rel));
+            }
+            let tx = self.repo.begin()?;
+            bodies
+                .par_iter()
+                .map(|(c, b, rel)| {
+                    let (header, content) = verify_filez(c, b)
+                        .map_err(|e| Error::Other(format!("{}: {e}", self.fetcher.url_of(rel))))?;
+                    let got = tx.write_content(&header, ContentSource::Bytes(&content))?;
+                    debug_assert_eq!(got, *c);
+                    Ok(())
+                })
+                .collect::<Result<Vec<()>>>()?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Fetches every object under `commit`'s tree that the repo lacks.
+    fn pull_tree(&mut self, commit: &Commit) -> Result<()> {
+        let mut frontier: Vec<(Checksum, ObjectType)> = vec![
+            (commit.root_tree, ObjectType::DirTree),
+            (commit.root_meta, ObjectType::DirMeta),
+        ];
+        let mut seen: HashSet<(Checksum, ObjectType)> = frontier.iter().copied().collect();
+        let mut files: Vec<Checksum> = Vec::new();
+        let mut seen_files: HashSet<Checksum> = HashSet::new();
+        while !frontier.is_empty() {
+            let mut missing = Vec::new();
+            let mut present_trees = Vec::new();
+            for (c, t) in frontier.drain(..) {
+                if self.repo.has_object(t, &c)? {
+                    if t == ObjectType::DirTree {
+                        present_trees.push(c);
+                    }
+                } else {
+                    missing.push((c, t));
+                }
+            }
+            let fetched = self.fetch_metadata(missing)?;
+            let tx = self.repo.begin()?;
+            let mut trees: Vec<DirTree> = Vec::new();
+            for (c, t, b) in &fetched {
+                tx.write_metadata(*t, b)?;
+                if *t == ObjectType::DirTree {
+                    trees.push(DirTree::parse(b, &c.to_hex())?);
+                }
+            }
+            tx.commit()?;
+            for c in present_trees {
+                // Present trees may still have missing children from an earlier, killed pull.
+                trees.push(self.repo.load_dirtree(&c)?);
+            }
+            for tree in trees {
+                for f in tree.files {
+                    if seen_files.insert(f.checksum)
+                        && !self.repo.has_object(ObjectType::File, &f.checksum)?
+                    {
+                        files.push(f.checksum);
+                    }
+                }
+                for d in tree.dirs {
+                    for key in [(d.tree, ObjectType::DirTree), (d.meta, ObjectType::DirMeta)] {
+                        if seen.insert(key) {
+                            frontier.push(key);
+                        }
+                    }
+                }
+            }
+        }
+        self.pull_content(files)
+    }
+}
+
+/// Resolves `refs` against the remote: summary first, then `refs/heads/REF`.
+/// A 64-hex "ref" is taken as a commit.
+pub fn resolve_remote_refs(
+    fetcher: &dyn Fetcher,
+    refs: &[String],
+) -> Result<Vec<(String, Checksum)>> {
+    let summary = match fetcher.fetch("summary", MAX_METADATA_SIZE)? {
+        Some(b) => Some(
+            Summary::parse(&b)
+                .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of("summary"))))?,
+        ),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for r in refs {
+        if Checksum::is_valid_hex(r) {
+            out.push((r.clone(), r.parse()?));
+            continue;
+        }
+        if let Some(s) = &summary {
+            match s.lookup(r) {
+                Some(e) => out.push((r.clone(), e.commit)),
+                None => {
+                    return Err(Error::NotFound(format!(
+                        "No such branch '{r}' in repository summary"
+                    )));
+                }
+            }
+            continue;
+        }
+        let rel = format!("refs/heads/{r}");
+        let b = fetcher.fetch(&rel, 4096)?.ok_or_else(|| {
+            Error::NotFound(format!("{}: ref '{r}' not found", fetcher.url_of(&rel)))
+        })?;
+        let s = String::from_utf8_lossy(&b);
+        let c: Checksum = s.trim().parse().map_err(|_| {
+            Error::Other(format!(
+                "{}: not a checksum: {:?}",
+                fetcher.url_of(&rel),
+                s.trim()
+            ))
+        })?;
+        out.push((r.clone(), c));
+    }
+    Ok(out)
+}
+
+/// All refs the remote's summary lists (for a pull with no refs named).
+pub fn remote_summary_refs(fetcher: &dyn Fetcher) -> Result<Vec<String>> {
+    let b = fetcher
+        .fetch("summary", MAX_METADATA_SIZE)?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "{}: no summary; name the refs to pull",
+                fetcher.url_of("summary")
+            ))
+        })?;
+    Ok(Summary::parse(&b)?
+        .refs
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
+fn check_ref_binding(commit: &Commit, c: &Checksum, r: &str) -> Result<()> {
+    if Checksum::is_valid_hex(r) {
+        return Ok(());
+    }
+    if let Some(Value::Array(_, names)) = commit.metadata.lookup("ostree.ref-binding")
+        && !names.iter().any(|n| n.as_str() == Some(r))
+    {
+        return Err(Error::Other(format!(
+            "Commit {c}: Commit has no requested ref ‘{r}’ in ref binding metadata"
+        )));
+    }
+    Ok(())
+}
+
+/// Pulls `refs` from `fetcher` into `repo`, recording them under `remote`.
+pub fn pull_from(
+    repo: &Repo,
+    fetcher: &dyn Fetcher,
+    remote: Option<&str>,
+    refs: &[String],
+    opts: &PullOptions,
+) -> Result<PullReport> {
+    let targets = resolve_remote_refs(fetcher, refs)?;
+    let mut p = Puller {
+        repo,
+        fetcher,
+        report: PullReport::default(),
+    };
+    for (r, c) in &targets {
+        fsutil::ensure_dir_at(repo.dfd(), Path::new("state"), 0o755).ctx("creating", "state")?;
+        if !opts.dry_run {
+            fsutil::replace_file_at(
+                repo.dfd(),
+                Path::new(&commitpartial_path(c)),
+                b"",
+                0o644,
+                fsutil::Durability::Batched,
+            )?;
+        }
+        let mut cur = Some(*c);
+        let mut depth = opts.depth;
+        let mut commits: Vec<(Checksum, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut first = true;
+        while let Some(cc) = cur {
+            let (raw, meta) = if repo.has_object(ObjectType::Commit, &cc)? && !first {
+                (repo.load_metadata_raw(ObjectType::Commit, &cc)?, None)
+            } else {
+                let meta =
+                    fetcher.fetch(&object_rel(ObjectType::CommitMeta, &cc), MAX_METADATA_SIZE)?;
+                let raw =
+                    p.fetch_required(&object_rel(ObjectType::Commit, &cc), MAX_METADATA_SIZE)?;
+                verify_metadata(ObjectType::Commit, &cc, &raw).map_err(|e| {
+                    Error::Other(format!(
+                        "{}: {e}",
+                        fetcher.url_of(&object_rel(ObjectType::Commit, &cc))
+                    ))
+                })?;
+                p.report.metadata_fetched += 1;
+                (raw, meta)
+            };
+            let commit = Commit::parse(&raw, &cc.to_hex())?;
+            if first {
+                check_ref_binding(&commit, &cc, r)?;
+            }
+            if !opts.commit_metadata_only && !opts.dry_run {
+                p.pull_tree(&commit)?;
+            }
+            commits.push((cc, raw, meta));
+            first = false;
+            if depth == 0 {
+                break;
+            }
+            if depth > 0 {
+                depth -= 1;
+            }
+            cur = commit.parent;
+            if let Some(parent) = cur {
+                let rel = object_rel(ObjectType::Commit, &parent);
+                if !repo.has_object(ObjectType::Commit, &parent)?
+                    && fetcher.fetch(&rel, MAX_METADATA_SIZE)?.is_none()
+                {
+                    break;
+                }
+            }
+        }
+        if opts.dry_run {
+            p.report.refs.push((r.clone(), *c));
+            continue;
+        }
+        let mut tx = repo.begin()?;
+        for (cc, raw, meta) in &commits {
+            let got = tx.write_metadata(ObjectType::Commit, raw)?;
+            debug_assert_eq!(got, *cc);
+            if let Some(m) = meta {
+                Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m).map_err(
+                    |e| Error::Corrupt {
+                        object: format!("{cc}.commitmeta"),
+                        reason: e.to_string(),
+                    },
+                )?;
+            }
+        }
+        if !Checksum::is_valid_hex(r) {
+            let spec = if opts.mirror {
+                RefSpec::parse(r)?
+            } else {
+                RefSpec {
+                    remote: remote.map(str::to_owned),
+                    name: r.clone(),
+                }
+            };
+            tx.set_ref(spec, Some(*c));
+        }
+        tx.commit()?;
+        for (cc, _, meta) in &commits {
+            if let Some(m) = meta {
+                let v = Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m)
+                    .map_err(|e| Error::Corrupt {
+                        object: format!("{cc}.commitmeta"),
+                        reason: e.to_string(),
+                    })?;
+                repo.write_detached_metadata(cc, Some(&v))?;
+            }
+        }
+        if !opts.commit_metadata_only {
+            let _ = rustix::fs::unlinkat(
+                repo.dfd(),
+                commitpartial_path(c).as_str(),
+                rustix::fs::AtFlags::empty(),
+            );
+        }
+        p.report.refs.push((r.clone(), *c));
+    }
+    Ok(p.report)
+}
+
+/// Pulls from a configured remote.
+pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> Result<PullReport> {
+    let r = crate::remote::get_remote(repo, remote)?;
+    if r.gpg_verify {
+        return Err(Error::Other(format!(
+            "remote \"{remote}\" requires GPG verification, which rost does not implement yet; \
+             add it with --no-gpg-verify (or set gpg-verify=false)"
+        )));
+    }
+    let fetcher = crate::fetch::fetcher_for(&r.url)?;
+    let refs = if refs.is_empty() {
+        remote_summary_refs(fetcher.as_ref())?
+    } else {
+        refs.to_vec()
+    };
+    pull_from(repo, fetcher.as_ref(), Some(remote), &refs, opts)
+}
+
+/// Copies `refs` (and everything they reach) from another local repo of any mode.
+pub fn pull_local(repo: &Repo, src: &Repo, refs: &[String], depth: i64) -> Result<PullReport> {
+    if src.mode() == crate::RepoMode::Archive {
+        let fetcher = crate::fetch::FileFetcher::new(src.path());
+        let opts = PullOptions {
+            depth,
+            mirror: true,
+            ..Default::default()
+        };
+        return pull_from(repo, &fetcher, None, refs, &opts);
+    }
+    let mut report = PullReport::default();
+    for r in refs {
+        let c = src.resolve_commit(r)?;
+        let mut want = HashSet::new();
+        crate::walk::reachable_objects(
+            src,
+            &c,
+            crate::walk::ReachOptions {
+                depth,
+                ignore_missing: true,
+            },
+            &mut want,
+        )?;
+        let mut want: Vec<(Checksum, ObjectType)> = want.into_iter().collect();
+        // Commits last, so a crash never leaves a commit without its tree.
+        want.sort_by_key(|(_, t)| (*t == ObjectType::Commit, *t == ObjectType::CommitMeta));
+        let mut tx = repo.begin()?;
+        let mut commitmeta = Vec::new();
+        for (oc, t) in &want {
+            if repo.has_object(*t, oc)? {
+                continue;
+            }
+            match t {
+                ObjectType::File => {
+                    let mut obj = src.load_file(oc)?;
+                    let mut content = Vec::with_capacity(obj.size as usize);
+                    obj.reader
+                        .read_to_end(&mut content)
+                        .ctx("reading", src.object_path(*t, oc))?;
+                    let got = tx.write_content(&obj.header, ContentSource::Bytes(&content))?;
+                    if got != *oc {
+                        return Err(Error::ChecksumMismatch {
+                            object: format!("{oc}.file"),
+                            expected: oc.to_string(),
+                            actual: got.to_string(),
+                        });
+                    }
+                    report.content_fetched += 1;
+                }
+                ObjectType::CommitMeta => commitmeta.push(*oc),
+                _ => {
+                    let b = src.load_metadata_raw(*t, oc)?;
+                    verify_metadata(*t, oc, &b)?;
+                    tx.write_metadata(*t, &b)?;
+                    report.metadata_fetched += 1;
+                }
+            }
+        }
+        if !Checksum::is_valid_hex(r) {
+            let spec = RefSpec::parse(r)?;
+            tx.set_ref(
+                RefSpec {
+                    remote: None,
+                    name: spec.name,
+                },
+                Some(c),
+            );
+        }
+        tx.commit()?;
+        for oc in commitmeta {
+            if let Some(v) = src.load_detached_metadata(&oc)? {
+                repo.write_detached_metadata(&oc, Some(&v))?;
+            }
+        }
+        report.refs.push((r.clone(), c));
+    }
+    Ok(report)
+}
