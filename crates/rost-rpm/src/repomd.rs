@@ -56,13 +56,25 @@ fn xml_err(file: &str, reader_pos: u64, e: impl std::fmt::Display) -> Error {
 
 fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
     e.attributes()
+        .with_checks(false)
         .flatten()
         .find(|a| a.key.as_ref() == key)
-        .map(|a| {
-            a.unescape_value()
-                .map(|v| v.into_owned())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
-        })
+        .map(|a| attr_string(&a.value))
+}
+
+/// An attribute value as a `String`, unescaping only when it holds an entity.
+fn attr_string(raw: &[u8]) -> String {
+    if !raw.contains(&b'&') {
+        return match std::str::from_utf8(raw) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
+    }
+    let lossy = String::from_utf8_lossy(raw);
+    match quick_xml::escape::unescape(&lossy) {
+        Ok(v) => v.into_owned(),
+        Err(_) => lossy.into_owned(),
+    }
 }
 
 /// Parses `repomd.xml`.
@@ -228,23 +240,41 @@ impl RepoPackage {
 }
 
 fn entry_dep(e: &BytesStart<'_>) -> Dependency {
-    let name = attr(e, b"name").unwrap_or_default();
-    let sense = attr(e, b"flags")
-        .and_then(|f| Sense::parse(&f))
-        .unwrap_or(Sense::ANY);
-    let mut evr = String::new();
-    if sense.is_versioned() {
-        if let Some(ep) = attr(e, b"epoch").filter(|ep| ep != "0") {
-            evr.push_str(&ep);
-            evr.push(':');
-        }
-        evr.push_str(&attr(e, b"ver").unwrap_or_default());
-        if let Some(rel) = attr(e, b"rel") {
-            evr.push('-');
-            evr.push_str(&rel);
+    // One pass over the attributes (this runs for every dependency of every package).
+    let mut name = String::new();
+    let mut sense = Sense::ANY;
+    let mut epoch = Vec::new();
+    let mut ver = Vec::new();
+    let mut rel: Option<Vec<u8>> = None;
+    let mut pre = false;
+    for a in e.attributes().with_checks(false).flatten() {
+        match a.key.as_ref() {
+            b"name" => name = attr_string(&a.value),
+            b"flags" => {
+                sense = std::str::from_utf8(&a.value)
+                    .ok()
+                    .and_then(Sense::parse)
+                    .unwrap_or(Sense::ANY)
+            }
+            b"epoch" => epoch = a.value.into_owned(),
+            b"ver" => ver = a.value.into_owned(),
+            b"rel" => rel = Some(a.value.into_owned()),
+            b"pre" => pre = matches!(a.value.as_ref(), b"1" | b"true"),
+            _ => {}
         }
     }
-    let pre = attr(e, b"pre").is_some_and(|p| p == "1" || p == "true");
+    let mut evr = String::new();
+    if sense.is_versioned() {
+        if !epoch.is_empty() && epoch != b"0" {
+            evr.push_str(&attr_string(&epoch));
+            evr.push(':');
+        }
+        evr.push_str(&attr_string(&ver));
+        if let Some(rel) = rel {
+            evr.push('-');
+            evr.push_str(&attr_string(&rel));
+        }
+    }
     Dependency {
         name,
         sense,
@@ -464,18 +494,60 @@ pub fn read_verified<T>(
         return f(r);
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut hr = HashingReader {
-        inner: file,
-        hasher: sha2::Sha256::new(),
-    };
-    let out = {
-        let br = BufReader::with_capacity(1 << 16, &mut hr);
-        let r = decompress(br).map_err(|e| Error::io("decompressing", path, e))?;
-        f(r)?
-    };
-    // Drain anything the parser did not consume so the digest covers the file.
-    std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| Error::io("reading", path, e))?;
-    let actual = hex::encode(hr.hasher.finalize());
+    // Reading, hashing and decompressing run on their own thread, feeding the
+    // parser chunks of decompressed XML: the two halves overlap on two cores.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+    let (out, digest) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> std::io::Result<String> {
+            let mut hr = HashingReader {
+                inner: file,
+                hasher: sha2::Sha256::new(),
+            };
+            {
+                let br = BufReader::with_capacity(1 << 17, &mut hr);
+                let mut r = decompress(br)?;
+                loop {
+                    let mut chunk = vec![0u8; 1 << 18];
+                    let mut filled = 0;
+                    while filled < chunk.len() {
+                        match r.read(&mut chunk[filled..]) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if filled == 0 {
+                        break;
+                    }
+                    chunk.truncate(filled);
+                    if tx.send(Ok(chunk)).is_err() {
+                        // The parser stopped early (an error); nothing more to do.
+                        return Ok(String::new());
+                    }
+                }
+            }
+            drop(tx);
+            // Drain anything the decompressor did not consume so the digest covers the file.
+            std::io::copy(&mut hr, &mut std::io::sink())?;
+            Ok(hex::encode(hr.hasher.finalize()))
+        });
+        let reader = ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let out = f(Box::new(reader));
+        let digest = producer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("decompression thread panicked")));
+        (out, digest)
+    });
+    let out = out?;
+    let actual = digest.map_err(|e| Error::io("reading", path, e))?;
     if !actual.eq_ignore_ascii_case(&rec.checksum) {
         return Err(Error::ChecksumMismatch {
             what,
@@ -484,6 +556,47 @@ pub fn read_verified<T>(
         });
     }
     Ok(out)
+}
+
+/// A `BufRead` over chunks arriving on a channel.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    self.cur.clear();
+                    self.pos = 0;
+                    return Ok(&[]);
+                }
+            }
+        }
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.cur.len());
+    }
 }
 
 /// Joins filelists into packages by pkgid (checksum).

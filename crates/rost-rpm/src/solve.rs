@@ -20,8 +20,10 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Display;
+
+use rustc_hash::FxHashMap;
 
 use resolvo::{
     Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider,
@@ -91,9 +93,11 @@ pub struct Pool {
     pub repos: Vec<PoolRepo>,
     /// Packages (solvable id = index).
     pub packages: Vec<RepoPackage>,
-    by_name: HashMap<String, Vec<u32>>,
-    provides: HashMap<String, Vec<u32>>,
-    files: HashMap<String, Vec<u32>>,
+    by_name: FxHashMap<String, Vec<u32>>,
+    provides: FxHashMap<String, Vec<u32>>,
+    files: FxHashMap<String, Vec<u32>>,
+    /// Obsoleted name → packages whose Obsoletes name it.
+    obsoleters: FxHashMap<String, Vec<u32>>,
     basearch: String,
 }
 
@@ -142,11 +146,21 @@ fn pkg_evr_string(p: &RepoPackage) -> String {
     format!("{}:{}-{}", p.epoch, p.version, p.release)
 }
 
+/// Appends `i` to `map[key]`, allocating the key only when it is new.
+fn push_index(map: &mut FxHashMap<String, Vec<u32>>, key: &str, i: u32) {
+    match map.get_mut(key) {
+        Some(v) => v.push(i),
+        None => {
+            map.insert(key.to_owned(), vec![i]);
+        }
+    }
+}
+
 impl Pool {
     /// Builds a pool: drops incompatible arches, source packages, excluded names;
     /// keeps only the best-priority repos per name and one copy per NEVRA.
     pub fn new(repos: Vec<PoolRepo>, packages: Vec<RepoPackage>, opts: &SolveOptions) -> Self {
-        let mut best_prio: HashMap<&str, i32> = HashMap::new();
+        let mut best_prio: FxHashMap<&str, i32> = FxHashMap::default();
         let keep: Vec<bool> = packages
             .iter()
             .map(|p| {
@@ -163,14 +177,20 @@ impl Pool {
                 *e = (*e).min(prio);
             }
         }
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: FxHashMap<(&str, u32, &str, &str, &str), usize> = FxHashMap::default();
         let mut chosen: Vec<Option<usize>> = Vec::new();
         for (i, p) in packages.iter().enumerate() {
             let prio = repos.get(p.repo).map_or(99, |r| r.priority);
             if !keep[i] || best_prio.get(p.name.as_str()) != Some(&prio) {
                 continue;
             }
-            let key = p.nevra();
+            let key = (
+                p.name.as_str(),
+                p.epoch,
+                p.version.as_str(),
+                p.release.as_str(),
+                p.arch.as_str(),
+            );
             match seen.get(&key) {
                 Some(&slot) => {
                     let Some(prev) = chosen[slot] else { continue };
@@ -185,19 +205,24 @@ impl Pool {
                 }
             }
         }
-        let keep_idx: HashSet<usize> = chosen.into_iter().flatten().collect();
+        let mut keep_idx = vec![false; packages.len()];
+        for i in chosen.into_iter().flatten() {
+            keep_idx[i] = true;
+        }
+        drop(seen);
+        drop(best_prio);
         let packages: Vec<RepoPackage> = packages
             .into_iter()
-            .enumerate()
-            .filter(|(i, _)| keep_idx.contains(i))
-            .map(|(_, p)| p)
+            .zip(keep_idx)
+            .filter_map(|(p, k)| k.then_some(p))
             .collect();
         let mut pool = Pool {
             repos,
             packages,
-            by_name: HashMap::new(),
-            provides: HashMap::new(),
-            files: HashMap::new(),
+            by_name: FxHashMap::default(),
+            provides: FxHashMap::default(),
+            files: FxHashMap::default(),
+            obsoleters: FxHashMap::default(),
             basearch: opts.basearch.clone(),
         };
         pool.index();
@@ -205,18 +230,23 @@ impl Pool {
     }
 
     fn index(&mut self) {
+        let mut caps: Vec<&str> = Vec::new();
         for (i, p) in self.packages.iter().enumerate() {
             let i = i as u32;
-            self.by_name.entry(p.name.clone()).or_default().push(i);
-            let mut caps: Vec<&str> = p.provides.iter().map(|d| d.name.as_str()).collect();
+            push_index(&mut self.by_name, &p.name, i);
+            caps.clear();
+            caps.extend(p.provides.iter().map(|d| d.name.as_str()));
             caps.push(&p.name);
             caps.sort_unstable();
             caps.dedup();
-            for c in caps {
-                self.provides.entry(c.to_owned()).or_default().push(i);
+            for c in &caps {
+                push_index(&mut self.provides, c, i);
             }
             for f in &p.files {
-                self.files.entry(f.clone()).or_default().push(i);
+                push_index(&mut self.files, f, i);
+            }
+            for d in &p.obsoletes {
+                push_index(&mut self.obsoleters, &d.name, i);
             }
         }
         let basearch = self.basearch.clone();
@@ -241,7 +271,7 @@ impl Pool {
         self.files.clear();
         for (i, p) in self.packages.iter().enumerate() {
             for f in &p.files {
-                self.files.entry(f.clone()).or_default().push(i as u32);
+                push_index(&mut self.files, f, i as u32);
             }
         }
     }
@@ -339,16 +369,16 @@ impl Display for Cap {
 #[derive(Default)]
 struct Interned {
     names: Vec<String>,
-    name_ids: HashMap<String, u32>,
+    name_ids: FxHashMap<String, u32>,
     /// Number of real package names (ids below are real; above are virtual caps).
     caps: Vec<Cap>,
-    cap_ids: HashMap<Cap, u32>,
+    cap_ids: FxHashMap<Cap, u32>,
     vsets: Vec<(u32, Filter)>,
-    vset_ids: HashMap<(u32, Filter), u32>,
+    vset_ids: FxHashMap<(u32, Filter), u32>,
     unions: Vec<Vec<VersionSetId>>,
     conditions: Vec<Condition>,
     strings: Vec<String>,
-    deps_cache: HashMap<u32, KnownDependencies>,
+    deps_cache: FxHashMap<u32, KnownDependencies>,
 }
 
 struct Provider<'p> {
@@ -965,7 +995,13 @@ fn obsoleter_of(pool: &Pool, i: u32) -> Option<u32> {
     let p = &pool.packages[i as usize];
     let evr = pkg_evr_string(p);
     let mut best: Option<u32> = None;
-    for (j, q) in pool.packages.iter().enumerate() {
+    let by = pool
+        .obsoleters
+        .get(&p.name)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for &j in by {
+        let q = &pool.packages[j as usize];
         if q.name == p.name {
             continue;
         }
@@ -975,7 +1011,7 @@ fn obsoleter_of(pool: &Pool, i: u32) -> Option<u32> {
         {
             let better = best.is_none_or(|b| pkg_cmp_evr(q, &pool.packages[b as usize]).is_gt());
             if better {
-                best = Some(j as u32);
+                best = Some(j);
             }
         }
     }

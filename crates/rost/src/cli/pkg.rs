@@ -176,6 +176,9 @@ pub fn run(cmd: PkgCommand) -> anyhow::Result<ExitCode> {
             for l in lines {
                 writeln!(out, "{l}")?;
             }
+            // The pool holds ~10^6 small allocations for a large repo; the process
+            // exits next, so skip freeing them one by one.
+            std::mem::forget(r);
         }
         PkgCommand::Download {
             resolve: args,
