@@ -168,6 +168,7 @@ rost = set(open(sys.argv[7]).read().split())
 dnf = set(open(sys.argv[8]).read().split())
 load_r, load_d = t[1] - t[0], t[2] - t[1]
 big_r, big_d = t[4] - t[3], t[5] - t[4]
+print("cache state: cold for both (dnf: fresh cachedir each run, parses the XML and writes .solv; rost: file:// repo read in place, no metadata cache)")
 print(f"load metadata (1-package request): rost {load_r:.2f}s  dnf {load_d:.2f}s  ratio {load_r/load_d:.2f}")
 print(f"large request ({sys.argv[9]} specs):   rost {big_r:.2f}s  dnf {big_d:.2f}s  ratio {big_r/big_d:.2f}")
 print(f"resolved: rost {len(rost)} packages, dnf {len(dnf)} packages, "
