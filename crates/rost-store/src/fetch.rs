@@ -20,6 +20,15 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// Largest file accepted from a remote (a bound against hostile servers).
 pub const MAX_FETCH_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 
+/// Per-read stall limit: 60 s, or `ROST_HTTP_TIMEOUT_SECS` (used by tests of hung servers).
+fn read_timeout() -> Duration {
+    std::env::var("ROST_HTTP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(60))
+}
+
 /// Source of remote files.
 pub trait Fetcher: Send + Sync + std::fmt::Debug {
     /// Fetches `paths` (relative to the remote root); `Ok(None)` is a 404.
@@ -113,7 +122,7 @@ impl HttpFetcher {
     pub fn new(base: &str) -> Result<HttpFetcher> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(read_timeout())
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("rost/", env!("CARGO_PKG_VERSION")))
             .build()

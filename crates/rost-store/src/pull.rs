@@ -368,8 +368,9 @@ pub fn pull_from(
             } else {
                 let meta =
                     fetcher.fetch(&object_rel(ObjectType::CommitMeta, &cc), MAX_METADATA_SIZE)?;
-                let raw =
-                    p.fetch_required(&object_rel(ObjectType::Commit, &cc), MAX_METADATA_SIZE)?;
+                let raw = p
+                    .fetch_required(&object_rel(ObjectType::Commit, &cc), MAX_METADATA_SIZE)
+                    .map_err(|e| Error::Other(format!("commit {cc}: {e}")))?;
                 verify_metadata(ObjectType::Commit, &cc, &raw).map_err(|e| {
                     Error::Other(format!(
                         "{}: {e}",

@@ -9,7 +9,9 @@
 mod admin;
 mod compose;
 mod crash;
+mod http;
 mod pkg;
+mod pull;
 mod repo;
 mod tree;
 mod util;

@@ -1,0 +1,393 @@
+//! Transport: summary and pulls over real nginx, both directions with the real
+//! ostree, and a hostile server.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::http::{Fault, FaultServer, Nginx};
+use crate::tree::{ManifestOpts, assert_same_tree, build_fixture, manifest};
+use crate::util::{is_root, require_tool, rost, run_fail, run_ok};
+
+fn ostree(repo: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("ostree");
+    c.arg(format!("--repo={}", repo.display()));
+    c.args(args);
+    c
+}
+
+fn rrepo(repo: &Path, args: &[&str]) -> Command {
+    let mut c = rost(&["repo", "--repo", repo.to_str().unwrap()]);
+    c.args(args);
+    c
+}
+
+fn tempdir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix("pull-it-")
+        .tempdir_in(base)
+        .unwrap()
+}
+
+fn full_opts() -> ManifestOpts {
+    ManifestOpts {
+        owners: is_root(),
+        xattrs: true,
+        canonical: false,
+    }
+}
+
+/// Summary bytes equal ostree's for the same repo (but the timestamp).
+#[test]
+fn interop_summary_matches_ostree() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    build_fixture(&tree, false);
+    let o = tmp.path().join("o");
+    run_ok(ostree(&o, &["init", "--mode=archive"]));
+    for (b, v) in [("a/b", "1.0"), ("z", "2"), ("m", "")] {
+        let mut args = vec!["commit", "-b", b, "--timestamp=2020-01-01T00:00:00Z"];
+        let meta = format!("--add-metadata-string=version={v}");
+        if !v.is_empty() {
+            args.push(&meta);
+        }
+        args.push(tree.to_str().unwrap());
+        run_ok(ostree(&o, &args));
+    }
+    let r = tmp.path().join("r");
+    run_ok(Command::new("cp").arg("-a").arg(&o).arg(&r));
+    run_ok(ostree(&o, &["summary", "-u"]));
+    run_ok(rrepo(&r, &["summary", "-u"]));
+    // Same view from both tools of our summary, modulo Last-Modified.
+    let strip = |s: String| {
+        s.lines()
+            .filter(|l| !l.starts_with("Last-Modified"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let theirs = strip(run_ok(ostree(&o, &["summary", "--view"])));
+    assert_eq!(strip(run_ok(ostree(&r, &["summary", "--view"]))), theirs);
+    assert_eq!(strip(run_ok(rrepo(&o, &["summary", "--view"]))), theirs);
+    let a = std::fs::read(o.join("summary")).unwrap();
+    let b = std::fs::read(r.join("summary")).unwrap();
+    assert_eq!(a.len(), b.len());
+    let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    assert!(
+        differing.len() <= 8,
+        "summaries differ beyond the timestamp at {differing:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("config")).unwrap(),
+        std::fs::read_to_string(o.join("config")).unwrap()
+    );
+}
+
+/// ostree pulls a rost-written repo from nginx; rost pulls an ostree-written one.
+#[test]
+fn interop_pull_both_directions_over_nginx() {
+    if !require_tool("ostree") || !require_tool("nginx") {
+        return;
+    }
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    build_fixture(&tree, is_root());
+    let expected = manifest(&tree, full_opts());
+
+    // rost writes and serves; the real ostree pulls, with and without a summary.
+    let served = tmp.path().join("served-rost");
+    run_ok(rrepo(&served, &["init", "--mode", "archive"]));
+    run_ok(rrepo(
+        &served,
+        &["commit", "-b", "os/x86_64", tree.to_str().unwrap()],
+    ));
+    let nginx = Nginx::start(&served, tmp.path());
+    for with_summary in [false, true] {
+        if with_summary {
+            run_ok(rrepo(&served, &["summary", "-u"]));
+        }
+        let client = tmp.path().join(format!("ostree-client-{with_summary}"));
+        run_ok(ostree(&client, &["init", "--mode=bare-user"]));
+        run_ok(ostree(
+            &client,
+            &["remote", "add", "--no-gpg-verify", "origin", &nginx.url],
+        ));
+        run_ok(ostree(&client, &["pull", "origin", "os/x86_64"]));
+        run_ok(ostree(&client, &["fsck"]));
+        let co = tmp.path().join(format!("co-ostree-{with_summary}"));
+        run_ok(ostree(
+            &client,
+            &["checkout", "origin:os/x86_64", co.to_str().unwrap()],
+        ));
+        assert_same_tree(
+            "ostree pull of a rost repo",
+            &expected,
+            &manifest(&co, full_opts()),
+        );
+    }
+    drop(nginx);
+
+    // ostree writes and serves; rost pulls into every local mode.
+    let served = tmp.path().join("served-ostree");
+    run_ok(ostree(&served, &["init", "--mode=archive"]));
+    run_ok(ostree(
+        &served,
+        &["commit", "-b", "os/x86_64", tree.to_str().unwrap()],
+    ));
+    run_ok(ostree(&served, &["summary", "-u"]));
+    let nginx = Nginx::start(&served, tmp.path());
+    for mode in ["bare-user", "archive", "bare"] {
+        let client = tmp.path().join(format!("rost-client-{mode}"));
+        run_ok(rrepo(&client, &["init", "--mode", mode]));
+        run_ok(rrepo(
+            &client,
+            &["remote", "add", "--no-gpg-verify", "origin", &nginx.url],
+        ));
+        run_ok(rrepo(&client, &["pull", "origin", "os/x86_64"]));
+        assert_eq!(run_ok(rrepo(&client, &["refs"])), "origin:os/x86_64\n");
+        run_ok(rrepo(&client, &["fsck"]));
+        run_ok(ostree(&client, &["fsck"]));
+        let co = tmp.path().join(format!("co-rost-{mode}"));
+        run_ok(rrepo(
+            &client,
+            &["checkout", "origin:os/x86_64", co.to_str().unwrap()],
+        ));
+        assert_same_tree(
+            &format!("rost pull into {mode}"),
+            &expected,
+            &manifest(&co, full_opts()),
+        );
+        // A second pull has nothing to fetch.
+        let before = nginx.requests().len();
+        run_ok(rrepo(&client, &["pull", "origin", "os/x86_64"]));
+        let new: Vec<String> = nginx.requests()[before..].to_vec();
+        assert!(
+            new.iter()
+                .all(|p| !p.contains(".filez") && !p.contains(".dirtree")),
+            "refetched: {new:?}"
+        );
+    }
+}
+
+fn serve_fixture(tmp: &Path) -> (PathBuf, String) {
+    let tree = tmp.join("tree");
+    build_fixture(&tree, false);
+    let served = tmp.join("served");
+    run_ok(rrepo(&served, &["init", "--mode", "archive"]));
+    let c = run_ok(rrepo(
+        &served,
+        &["commit", "-b", "b", tree.to_str().unwrap()],
+    ));
+    run_ok(rrepo(&served, &["summary", "-u"]));
+    (served, c.trim().to_owned())
+}
+
+fn content_object(repo: &Path, path: &str) -> String {
+    let line = run_ok(rrepo(repo, &["ls", "-C", "b", path]));
+    let c = line.split_whitespace().nth(4).unwrap().to_owned();
+    format!("objects/{}/{}.filez", &c[..2], &c[2..])
+}
+
+fn client(tmp: &Path, name: &str, url: &str) -> PathBuf {
+    let c = tmp.join(name);
+    run_ok(rrepo(&c, &["init", "--mode", "bare-user"]));
+    run_ok(rrepo(
+        &c,
+        &["remote", "add", "--no-gpg-verify", "origin", url],
+    ));
+    c
+}
+
+#[track_caller]
+fn assert_failed_cleanly(c: &Path, out: &std::process::Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "error lacks {n:?}: {err}");
+    }
+    assert_eq!(run_ok(rrepo(c, &["refs"])), "", "a failed pull moved a ref");
+    run_ok(rrepo(c, &["fsck"]));
+}
+
+/// Acceptance 3: each broken-server behaviour ends in a retry or a clear error,
+/// and the local repo stays fsck-clean with refs unchanged.
+#[test]
+fn hostile_server_outcomes() {
+    let tmp = tempdir();
+    let (served, commit) = serve_fixture(tmp.path());
+    let big = content_object(&served, "/big.bin");
+    let small = content_object(&served, "/regular");
+
+    // 500 twice, then success: retried, pull completes.
+    let srv = FaultServer::start(&served, HashMap::from([(big.clone(), Fault::FailTimes(2))]));
+    let c = client(tmp.path(), "c-500", &srv.url);
+    run_ok(rrepo(&c, &["pull", "origin", "b"]));
+    run_ok(rrepo(&c, &["fsck"]));
+    assert_eq!(srv.hits.lock().unwrap()[&big], 3);
+
+    // Wrong bytes (another object's): checksum error naming the URL.
+    let other = std::fs::read(served.join(&small)).unwrap();
+    let srv = FaultServer::start(
+        &served,
+        HashMap::from([(big.clone(), Fault::Replace(other))]),
+    );
+    let c = client(tmp.path(), "c-wrong", &srv.url);
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&big, "checksum"]);
+
+    // Truncated every time: retried, then a clear error.
+    let srv = FaultServer::start(&served, HashMap::from([(big.clone(), Fault::Truncate)]));
+    let c = client(tmp.path(), "c-trunc", &srv.url);
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&big]);
+
+    // A compression bomb: header says 1 byte, payload inflates to 64 MiB.
+    let bomb = {
+        let mut enc = flate2_bomb();
+        let mut f = std::fs::read(served.join(&big)).unwrap();
+        let hlen = u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize;
+        f.truncate(8 + hlen);
+        // Patch the size field (first 8 bytes of the header, BE) to 1.
+        f[8..16].copy_from_slice(&1u64.to_be_bytes());
+        f.append(&mut enc);
+        f
+    };
+    let srv = FaultServer::start(
+        &served,
+        HashMap::from([(big.clone(), Fault::Replace(bomb))]),
+    );
+    let c = client(tmp.path(), "c-bomb", &srv.url);
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&big]);
+
+    // A hung connection: times out and gives up with the URL named.
+    let srv = FaultServer::start(&served, HashMap::from([(small.clone(), Fault::Hang)]));
+    let c = client(tmp.path(), "c-hang", &srv.url);
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]).env("ROST_HTTP_TIMEOUT_SECS", "1"));
+    assert_failed_cleanly(&c, &out, &[&small]);
+
+    // A summary naming a commit the server does not have.
+    let bogus = served.with_file_name("served-bogus");
+    run_ok(Command::new("cp").arg("-a").arg(&served).arg(&bogus));
+    std::fs::remove_file(bogus.join(format!("objects/{}/{}.commit", &commit[..2], &commit[2..])))
+        .unwrap();
+    let srv = FaultServer::start(&bogus, HashMap::new());
+    let c = client(tmp.path(), "c-bogus", &srv.url);
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&commit, "not found"]);
+}
+
+fn flate2_bomb() -> Vec<u8> {
+    // Raw deflate of 64 MiB of zeros, built by the test with the system's python
+    // would add a dependency; a stored block is not a bomb. Use the store's own
+    // writer: commit a zero file into an archive repo and take its payload.
+    let tmp = tempdir();
+    let tree = tmp.path().join("t");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("zeros"), vec![0u8; 64 << 20]).unwrap();
+    let r = tmp.path().join("r");
+    run_ok(rrepo(&r, &["init", "--mode", "archive"]));
+    run_ok(rrepo(&r, &["commit", "-b", "b", tree.to_str().unwrap()]));
+    let obj = std::fs::read(r.join(content_object(&r, "/zeros"))).unwrap();
+    let hlen = u32::from_be_bytes([obj[0], obj[1], obj[2], obj[3]]) as usize;
+    obj[8 + hlen..].to_vec()
+}
+
+/// Acceptance 4: SIGKILL a pull at 10 random moments; reruns complete and the
+/// result equals a clean pull.
+#[test]
+fn interop_killed_pulls_resume() {
+    if !require_tool("nginx") {
+        return;
+    }
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for d in 0..8 {
+        std::fs::create_dir_all(tree.join(format!("d{d}"))).unwrap();
+        for f in 0..60 {
+            let len = 1000 + (rnd() % 40_000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+            std::fs::write(tree.join(format!("d{d}/f{f}")), data).unwrap();
+        }
+    }
+    let served = tmp.path().join("served");
+    run_ok(rrepo(&served, &["init", "--mode", "archive"]));
+    run_ok(rrepo(
+        &served,
+        &["commit", "-b", "b", tree.to_str().unwrap()],
+    ));
+    run_ok(rrepo(&served, &["summary", "-u"]));
+    let nginx = Nginx::start(&served, tmp.path());
+
+    let clean = client(tmp.path(), "clean", &nginx.url);
+    let start = std::time::Instant::now();
+    run_ok(rrepo(&clean, &["pull", "origin", "b"]));
+    let full = start.elapsed();
+
+    let c = client(tmp.path(), "killed", &nginx.url);
+    let mut killed = 0;
+    let mut rounds = 0;
+    while killed < 10 {
+        rounds += 1;
+        assert!(rounds < 60, "kills did not land mid-pull");
+        // Start over from an empty repo half the time, so early kills recur.
+        if rounds % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&c);
+            client(tmp.path(), "killed", &nginx.url);
+        }
+        let delay = std::time::Duration::from_micros(rnd() % (full.as_micros() as u64 + 1));
+        let mut child = rrepo(&c, &["pull", "origin", "b"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        run_ok(rrepo(&c, &["fsck"]));
+        let refs = run_ok(rrepo(&c, &["refs"]));
+        assert!(refs.is_empty() || refs == "origin:b\n");
+        run_ok(rrepo(&c, &["pull", "origin", "b"]));
+        run_ok(rrepo(&c, &["fsck"]));
+    }
+    let list = |r: &Path| {
+        let mut v: Vec<String> = walk_objects(&r.join("objects"));
+        v.sort();
+        v
+    };
+    assert_eq!(
+        list(&c),
+        list(&clean),
+        "resumed pulls differ from a clean pull"
+    );
+}
+
+fn walk_objects(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(dir).unwrap() {
+        let d = d.unwrap();
+        for f in std::fs::read_dir(d.path()).unwrap() {
+            out.push(format!(
+                "{}/{}",
+                d.file_name().to_string_lossy(),
+                f.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
