@@ -1,9 +1,9 @@
 //! `rost-compose`: treefile parsing and the compose pipeline.
 //!
 //! Owns [`treefile`] (rpm-ostree's manifests: includes, variables, validation),
-//! the per-package import cache (`import`), tree assembly, scriptlets
-//! (`scripts`), postprocessing (`postprocess`), the in-tree rpmdb
-//! (`rpmdb`) and the final commit with rpm-ostree's metadata (`compose`).
+//! the per-package import cache ([`import`]), tree assembly, scriptlets
+//! ([`scripts`]), postprocessing ([`postprocess`]), the in-tree rpmdb
+//! ([`rpmdb`]) and the final commit with rpm-ostree's metadata ([`compose`]).
 //! Deliberately ignores sysroots, SELinux labelling and initramfs generation.
 //!
 //! ```
@@ -13,7 +13,13 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod compose;
 pub mod error;
+pub mod import;
+pub mod postprocess;
+pub mod rpmdb;
+pub mod scripts;
 pub mod treefile;
 
+pub use compose::{ComposeOptions, ComposeResult, Outcome, compose_tree};
 pub use error::{Error, Result};

@@ -1,1 +1,770 @@
-//! `rost compose` integration tests (compose work).
+//! `rost compose tree` integration tests.
+//!
+//! A tiny "OS" is built at test time with the real `rpmbuild` + `createrepo_c`
+//! (cached under `target/rost-fixtures/compose-<hash>/`): a filesystem package
+//! with passwd/group and the usrmerge symlinks, a shell (the host's `dash` and
+//! the libraries it loads, so scriptlets really run in the tree), a library and
+//! an application depending on it (a %post that writes a file, a non-root
+//! owned file, a config file, a /var directory), and a kernel package. The
+//! composed commit is checked with the real `ostree` and `rpm`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{is_root, require_tool, rost, run_fail, run_ok};
+
+/// A fixture package.
+struct Pkg {
+    name: &'static str,
+    version: &'static str,
+    release: &'static str,
+    /// Preamble lines (Requires, …).
+    deps: &'static [&'static str],
+    /// `%install` shell lines (`$B` is the buildroot).
+    install: Vec<String>,
+    /// `%files` lines.
+    files: Vec<String>,
+    /// Scriptlet sections, verbatim.
+    scripts: &'static str,
+}
+
+impl Pkg {
+    fn spec(&self) -> String {
+        let mut s = String::new();
+        s += "%define debug_package %{nil}\n%define __os_install_post %{nil}\n";
+        s += "%define _build_id_links none\n%define _binaries_in_noarch_packages_terminate_build 0\n";
+        s += &format!(
+            "Name: {}\nVersion: {}\nRelease: {}\nSummary: fixture\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n",
+            self.name, self.version, self.release
+        );
+        for d in self.deps {
+            s += d;
+            s += "\n";
+        }
+        s += &format!(
+            "%description\nfixture {}\n%install\nB=%{{buildroot}}\n",
+            self.name
+        );
+        for l in &self.install {
+            s += l;
+            s += "\n";
+        }
+        s += "%files\n";
+        for f in &self.files {
+            s += f;
+            s += "\n";
+        }
+        s += self.scripts;
+        s
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// The host's shell and the shared objects it loads, as (host path, path under /usr).
+fn shell_files() -> Vec<(PathBuf, String)> {
+    let ldd = run_ok(Command::new("ldd").arg("/bin/dash"));
+    let mut out = vec![(PathBuf::from("/bin/dash"), "/usr/bin/sh".to_owned())];
+    for l in ldd.lines() {
+        let p = l
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        if let Some(p) = p {
+            let s = p.to_string_lossy().into_owned();
+            let dest = if s.starts_with("/usr/") {
+                s.clone()
+            } else {
+                format!("/usr{s}")
+            };
+            out.push((p, dest));
+        }
+    }
+    out
+}
+
+fn file(path: &str, mode: &str, content: &str) -> (String, String) {
+    (
+        format!(
+            "mkdir -p $B$(dirname {path}) && printf '%s\\n' '{content}' > $B{path} && chmod {mode} $B{path}"
+        ),
+        path.to_owned(),
+    )
+}
+
+fn pkg(
+    name: &'static str,
+    version: &'static str,
+    release: &'static str,
+    deps: &'static [&'static str],
+    entries: Vec<(String, String)>,
+    scripts: &'static str,
+) -> Pkg {
+    let (install, files) = entries.into_iter().unzip();
+    Pkg {
+        name,
+        version,
+        release,
+        deps,
+        install,
+        files,
+        scripts,
+    }
+}
+
+fn libapp(release: &'static str) -> Pkg {
+    pkg(
+        "fixture-libapp",
+        "1",
+        release,
+        &["Requires: fixture-filesystem", "Provides: libapp.so.1"],
+        vec![file(
+            "/usr/lib/libapp.so.1",
+            "0755",
+            if release == "1" {
+                "libapp one"
+            } else {
+                "libapp two"
+            },
+        )],
+        "",
+    )
+}
+
+fn os_packages() -> Vec<Pkg> {
+    let mut shell_entries = Vec::new();
+    for (host, dest) in shell_files() {
+        shell_entries.push((
+            format!(
+                "mkdir -p $B$(dirname {dest}) && cp -L {} $B{dest} && chmod 0755 $B{dest}",
+                host.display()
+            ),
+            dest,
+        ));
+    }
+    shell_entries.push((
+        "ln -s sh $B/usr/bin/dash".to_owned(),
+        "/usr/bin/dash".to_owned(),
+    ));
+    vec![
+        pkg(
+            "fixture-filesystem",
+            "1",
+            "1",
+            &[],
+            vec![
+                ("mkdir -p $B/usr/bin $B/usr/sbin $B/usr/lib $B/usr/lib64 $B/home $B/var/lib/fixture $B/etc".into(), "%dir /usr/bin\n%dir /usr/sbin\n%dir /usr/lib\n%dir /usr/lib64\n%dir /home\n%dir /var/lib/fixture\n%dir /etc".into()),
+                ("ln -s usr/bin $B/bin && ln -s usr/sbin $B/sbin && ln -s usr/lib $B/lib && ln -s usr/lib64 $B/lib64".into(), "/bin\n/sbin\n/lib\n/lib64".into()),
+                file("/etc/passwd", "0644", "root:x:0:0:root:/root:/bin/sh\nsvc:x:990:991:service:/:/sbin/nologin"),
+                file("/etc/group", "0644", "root:x:0:\nwheel:x:10:\nsvc:x:991:"),
+                file("/etc/nsswitch.conf", "0644", "passwd: files\ngroup: files"),
+                file("/usr/lib/os-release", "0644", "NAME=Fixture\nVERSION=\"1 (Fixture)\"\nID=fixture\nPRETTY_NAME=\"Fixture 1\""),
+            ],
+            "",
+        ),
+        pkg(
+            "fixture-shell",
+            "1",
+            "1",
+            &["Requires: fixture-filesystem", "Provides: /bin/sh"],
+            shell_entries,
+            "",
+        ),
+        libapp("1"),
+        pkg(
+            "fixture-app",
+            "1",
+            "1",
+            &["Requires: libapp.so.1", "Requires(post): fixture-shell"],
+            vec![
+                file("/usr/bin/app", "0755", "#!/bin/sh\necho app"),
+                {
+                    let (i, _) = file("/etc/app.conf", "0644", "setting=1");
+                    (i, "%config(noreplace) /etc/app.conf".into())
+                },
+                {
+                    let (i, _) = file("/usr/share/app/data", "0640", "secret");
+                    (i, "%attr(0640,svc,svc) /usr/share/app/data".into())
+                },
+                file("/usr/share/app/unwanted", "0644", "remove me"),
+                ("mkdir -p $B/var/lib/app".into(), "%dir /var/lib/app".into()),
+                ("mkdir -p $B/usr/bin && ln -s app $B/usr/bin/app-link".into(), "/usr/bin/app-link".into()),
+            ],
+            "%post\necho \"app post $1\" > /etc/app-post.txt\n",
+        ),
+        pkg(
+            "fixture-kernel",
+            "6.1.0",
+            "1",
+            &["Requires: fixture-filesystem"],
+            vec![
+                file("/usr/lib/modules/6.1.0-1.fixture/vmlinuz", "0755", "fake kernel"),
+                file("/usr/lib/modules/6.1.0-1.fixture/initramfs.img", "0644", "fake initramfs"),
+            ],
+            "",
+        ),
+    ]
+}
+
+/// Builds (or reuses) a repo of `pkgs`; returns the directory with `repodata/`.
+fn fixture_repo(pkgs: &[Pkg]) -> PathBuf {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    "compose-fixture-v1".hash(&mut h);
+    for p in pkgs {
+        p.spec().hash(&mut h);
+    }
+    let root = target_dir().join("rost-fixtures");
+    let dir = root.join(format!("compose-{:016x}", h.finish()));
+    if dir.join("repo/repodata/repomd.xml").is_file() {
+        return dir.join("repo");
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    let tmp = tempfile::tempdir_in(&root).unwrap();
+    let top = tmp.path().join("build");
+    let repo = tmp.path().join("out/repo");
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    for p in pkgs {
+        let spec = top.join(format!("SPECS/{}.spec", p.name));
+        std::fs::write(&spec, p.spec()).unwrap();
+        run_ok(
+            Command::new("rpmbuild")
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .arg("--define")
+                .arg(format!("_rpmdir {}", repo.display()))
+                .arg("--define")
+                .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
+                .arg("-bb")
+                .arg(&spec),
+        );
+    }
+    run_ok(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    let out = tmp.path().join("out");
+    match std::fs::rename(&out, &dir) {
+        Ok(()) => {}
+        Err(_) if dir.join("repo/repodata/repomd.xml").is_file() => {}
+        Err(e) => panic!("renaming fixture into place: {e}"),
+    }
+    dir.join("repo")
+}
+
+fn have_tools() -> bool {
+    ["rpm", "rpmbuild", "createrepo_c", "ostree", "bwrap", "ldd"]
+        .iter()
+        .all(|t| require_tool(t))
+}
+
+const TREEFILE: &str = r#"
+ref: fixture/${basearch}/os
+releasever: 1
+repos: [fixture]
+packages:
+  - fixture-app fixture-kernel
+automatic-version-prefix: "1"
+mutate-os-release: "1"
+add-commit-metadata:
+  fixture.key: hello
+postprocess:
+  - |
+    echo pp > /usr/share/pp-ran
+remove-files:
+  - usr/share/app/unwanted
+selinux: false
+"#;
+
+/// A work dir with a treefile and a `.repo` file pointing at `repo`.
+fn setup(repo: &Path, treefile: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("fixture.repo"),
+        format!(
+            "[fixture]\nname=fixture\nbaseurl=file://{}\ngpgcheck=0\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let tf = d.path().join("os.yaml");
+    std::fs::write(&tf, treefile).unwrap();
+    (d, tf)
+}
+
+fn init_repo(path: &Path) {
+    run_ok(
+        Command::new("ostree")
+            .arg(format!("--repo={}", path.display()))
+            .args(["init", "--mode=archive"]),
+    );
+}
+
+fn compose(tf: &Path, repo: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "compose".to_owned(),
+        "tree".to_owned(),
+        "--unified-core".to_owned(),
+        format!("--repo={}", repo.display()),
+        format!("--cachedir={}", cache.display()),
+        "--json".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(tf.display().to_string());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_ok(rost(&argv).env("SOURCE_DATE_EPOCH", "1700000000"));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn ostree(repo: &Path, args: &[&str]) -> String {
+    run_ok(
+        Command::new("ostree")
+            .arg(format!("--repo={}", repo.display()))
+            .args(args),
+    )
+}
+
+fn rpms_in(repo: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Where a package path lands in the commit (the path rules).
+fn rule(path: &str) -> Option<String> {
+    let rel = path.trim_start_matches('/');
+    let (first, rest) = rel.split_once('/').unwrap_or((rel, ""));
+    match first {
+        "etc" if rest.is_empty() => Some("usr/etc".into()),
+        "etc" => Some(format!("usr/etc/{rest}")),
+        "usr" => Some(rel.to_owned()),
+        "bin" | "sbin" | "lib" | "lib64" if rest.is_empty() => Some(rel.to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn interop_compose_tree_end_to_end() {
+    if !have_tools() {
+        return;
+    }
+    let fixture = fixture_repo(&os_packages());
+    let (work, tf) = setup(&fixture, TREEFILE);
+    let repo = work.path().join("repo");
+    let cache = work.path().join("cache");
+    init_repo(&repo);
+
+    // --dry-run prints the resolved set and writes nothing.
+    let dry = run_ok(rost(&[
+        "compose",
+        "tree",
+        "--dry-run",
+        &format!("--repo={}", repo.display()),
+        &format!("--cachedir={}", cache.display()),
+        tf.to_str().unwrap(),
+    ]));
+    let want_nevras = vec![
+        "fixture-app-1-1.noarch",
+        "fixture-filesystem-1-1.noarch",
+        "fixture-kernel-6.1.0-1.noarch",
+        "fixture-libapp-1-1.noarch",
+        "fixture-shell-1-1.noarch",
+    ];
+    assert_eq!(dry.lines().collect::<Vec<_>>(), want_nevras);
+    assert!(ostree(&repo, &["refs"]).trim().is_empty());
+
+    // --print-only prints the flattened treefile.
+    let po = run_ok(rost(&[
+        "compose",
+        "tree",
+        "--print-only",
+        &format!("--repo={}", repo.display()),
+        tf.to_str().unwrap(),
+    ]));
+    let po: serde_json::Value = serde_json::from_str(&po).unwrap();
+    let arch = po["ref"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(po["ref"], format!("fixture/{arch}/os"));
+    assert_eq!(po["packages"][0], "fixture-app fixture-kernel");
+
+    let r = compose(&tf, &repo, &cache, &[]);
+    assert_eq!(r["changed"], true);
+    assert_eq!(r["downloaded"], 5);
+    assert_eq!(r["imported"], 5);
+    assert_eq!(r["commit-version"], "1");
+    let commit = r["commit-id"].as_str().unwrap().to_owned();
+    let refname = format!("fixture/{arch}/os");
+    assert_eq!(ostree(&repo, &["rev-parse", &refname]).trim(), commit);
+    ostree(&repo, &["fsck"]);
+
+    // Metadata.
+    let pkglist = ostree(
+        &repo,
+        &[
+            "show",
+            "--print-metadata-key=rpmostree.rpmdb.pkglist",
+            &commit,
+        ],
+    );
+    assert_eq!(
+        pkglist.trim(),
+        "[('fixture-app', '0', '1', '1', 'noarch'), ('fixture-filesystem', '0', '1', '1', 'noarch'), ('fixture-kernel', '0', '6.1.0', '1', 'noarch'), ('fixture-libapp', '0', '1', '1', 'noarch'), ('fixture-shell', '0', '1', '1', 'noarch')]"
+    );
+    let key = |k: &str| {
+        ostree(
+            &repo,
+            &["show", &format!("--print-metadata-key={k}"), &commit],
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(key("version"), "'1'");
+    assert_eq!(key("ostree.linux"), "'6.1.0-1.fixture'");
+    assert_eq!(key("ostree.bootable"), "true");
+    assert_eq!(key("fixture.key"), "'hello'");
+    assert_eq!(
+        key("rpmostree.inputhash"),
+        format!("'{}'", r["rpmostree.inputhash"].as_str().unwrap())
+    );
+    assert!(
+        key("rpmostree.rpmmd-repos").contains("'id': <'fixture'>"),
+        "{}",
+        key("rpmostree.rpmmd-repos")
+    );
+
+    // Checkout and compare with the packages, file by file.
+    let co = work.path().join("co");
+    ostree(&repo, &["checkout", &commit, co.to_str().unwrap()]);
+    let mut from_pkgs: BTreeSet<String> = BTreeSet::new();
+    for rpm in rpms_in(&fixture) {
+        let dump = run_ok(Command::new("rpm").arg("-qp").arg("--dump").arg(&rpm));
+        for line in dump.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let (path, digest, mode, user, group, link) = (
+                f[0],
+                f[3],
+                u32::from_str_radix(f[4], 8).unwrap(),
+                f[5],
+                f[6],
+                f[10],
+            );
+            if path == "/usr/share/app/unwanted" {
+                assert!(std::fs::symlink_metadata(co.join("usr/share/app/unwanted")).is_err());
+                continue;
+            }
+            let Some(rel) = rule(path) else { continue };
+            from_pkgs.insert(rel.clone());
+            let p = co.join(&rel);
+            let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(m.mode() & 0o170000, mode & 0o170000, "{rel}: file type");
+            if m.file_type().is_symlink() {
+                assert_eq!(
+                    std::fs::read_link(&p).unwrap().to_str().unwrap(),
+                    link,
+                    "{rel}"
+                );
+            } else {
+                assert_eq!(m.mode() & 0o7777, mode & 0o7777, "{rel}: mode");
+            }
+            // Config files and os-release are edited by the compose.
+            if m.is_file() && !rel.starts_with("usr/etc/") && rel != "usr/lib/os-release" {
+                use sha2::Digest;
+                let d = hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap()));
+                assert_eq!(d, digest, "{rel}: content");
+            }
+            if is_root() {
+                let uid = if user == "svc" { 990 } else { 0 };
+                let gid = if group == "svc" { 991 } else { 0 };
+                assert_eq!((m.uid(), m.gid()), (uid, gid), "{rel}: owner");
+            }
+        }
+    }
+    // Scriptlet and postprocess effects, path rules, layout.
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/etc/app-post.txt")).unwrap(),
+        "app post 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/share/pp-ran")).unwrap(),
+        "pp\n"
+    );
+    assert!(
+        std::fs::read_to_string(co.join("usr/lib/tmpfiles.d/pkg-fixture-app.conf"))
+            .unwrap()
+            .contains("d /var/lib/app 0755 root root - -")
+    );
+    assert_eq!(
+        std::fs::read_dir(co.join("var")).unwrap().count(),
+        0,
+        "/var is empty"
+    );
+    assert_eq!(
+        std::fs::read_link(co.join("home")).unwrap(),
+        Path::new("var/home")
+    );
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/etc/passwd")).unwrap(),
+        "root:x:0:0:root:/root:/bin/sh\n"
+    );
+    assert!(
+        std::fs::read_to_string(co.join("usr/lib/passwd"))
+            .unwrap()
+            .contains("svc:x:990")
+    );
+    assert!(
+        std::fs::read_to_string(co.join("usr/etc/nsswitch.conf"))
+            .unwrap()
+            .contains("files altfiles")
+    );
+    let osr = std::fs::read_to_string(co.join("usr/lib/os-release")).unwrap();
+    assert!(osr.contains("OSTREE_VERSION='1'"), "{osr}");
+    assert!(co.join("usr/lib/modules/6.1.0-1.fixture/vmlinuz").is_file());
+    assert!(
+        co.join("usr/lib/modules/6.1.0-1.fixture/initramfs.img")
+            .is_file()
+    );
+    // Nothing but known compose outputs besides the packages' files.
+    let mut extra = Vec::new();
+    let mut stack = vec![co.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&co).unwrap().to_str().unwrap().to_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if !from_pkgs.contains(&rel) {
+                extra.push(rel);
+            }
+        }
+    }
+    extra.sort();
+    let allowed = [
+        "home",
+        "media",
+        "mnt",
+        "opt",
+        "ostree",
+        "root",
+        "srv",
+        "tmp",
+        "usr/local",
+        "usr/etc/app-post.txt",
+        "usr/etc/machine-id",
+        "usr/lib/group",
+        "usr/lib/passwd",
+        "usr/lib/rpm/macros.d/macros.rost",
+        "usr/share/pp-ran",
+        "usr/share/rpm",
+        "usr/share/rpm-ostree/treefile.json",
+    ];
+    for e in &extra {
+        assert!(
+            allowed.contains(&e.as_str())
+                || e.starts_with("usr/lib/tmpfiles.d/")
+                || e.starts_with("usr/lib/sysimage/rpm/"),
+            "unexpected file in the commit: {e}"
+        );
+    }
+
+    // The real rpm reads the rpmdb.
+    let qa = run_ok(Command::new("rpm").arg("--root").arg(&co).args([
+        "--dbpath",
+        "/usr/lib/sysimage/rpm",
+        "-qa",
+        "--qf",
+        "%{NEVRA}\\n",
+    ]));
+    let mut qa: Vec<&str> = qa.lines().collect();
+    qa.sort();
+    assert_eq!(qa, want_nevras);
+
+    // Unchanged inputs: no commit, ref untouched.
+    let r2 = compose(&tf, &repo, &cache, &[]);
+    assert_eq!(r2["changed"], false);
+    assert_eq!(r2["commit-id"], commit.as_str());
+    assert_eq!(ostree(&repo, &["rev-parse", &refname]).trim(), commit);
+    let human = run_ok(rost(&[
+        "compose",
+        "tree",
+        &format!("--repo={}", repo.display()),
+        &format!("--cachedir={}", cache.display()),
+        tf.to_str().unwrap(),
+    ]));
+    assert!(human.contains("No apparent changes"), "{human}");
+
+    // --force-nocache composes again; automatic version increments.
+    let r3 = compose(&tf, &repo, &cache, &["--force-nocache"]);
+    assert_eq!(r3["changed"], true);
+    assert_eq!(r3["commit-version"], "1.1");
+    assert_eq!(r3["downloaded"], 0);
+    assert_eq!(r3["imported"], 0);
+    ostree(&repo, &["fsck"]);
+}
+
+#[test]
+fn interop_compose_reproducible_and_incremental() {
+    if !have_tools() {
+        return;
+    }
+    let v1 = fixture_repo(&os_packages());
+    // v2: an updates repo with a rebuilt fixture-libapp.
+    let updates = fixture_repo(&[libapp("2")]);
+    let (work, tf) = setup(&v1, TREEFILE);
+    let mut commits = Vec::new();
+    for i in 0..2 {
+        let repo = work.path().join(format!("repo{i}"));
+        init_repo(&repo);
+        let r = compose(&tf, &repo, &work.path().join(format!("cache{i}")), &[]);
+        commits.push(r["commit-id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        commits[0], commits[1],
+        "same inputs, fresh repos and caches: same commit"
+    );
+
+    // v2: only fixture-libapp changed (an updates repo carries 1-2).
+    std::fs::write(
+        work.path().join("updates.repo"),
+        format!(
+            "[updates]\nname=updates\nbaseurl=file://{}\ngpgcheck=0\n",
+            updates.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &tf,
+        TREEFILE.replace("repos: [fixture]", "repos: [fixture, updates]"),
+    )
+    .unwrap();
+    let repo = work.path().join("repo0");
+    let r = compose(&tf, &repo, &work.path().join("cache0"), &[]);
+    assert_eq!(r["changed"], true);
+    assert_eq!(r["downloaded"], 1, "{r}");
+    assert_eq!(r["imported"], 1, "{r}");
+    assert_eq!(r["reused"], 4, "{r}");
+    let c = r["commit-id"].as_str().unwrap();
+    let parent = ostree(&repo, &["rev-parse", &format!("{c}^")]);
+    assert_eq!(parent.trim(), commits[0]);
+    let co = work.path().join("co");
+    ostree(&repo, &["checkout", c, co.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/lib/libapp.so.1")).unwrap(),
+        "libapp two\n"
+    );
+    ostree(&repo, &["fsck"]);
+}
+
+#[test]
+fn compose_bad_input_names_file_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    run_ok(rost(&[
+        "repo",
+        "init",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mode=archive",
+    ]));
+    let cases: &[(&str, &[&str])] = &[
+        ("ref: a\npackagez: [x]\n", &["os.yaml", "packagez"]),
+        ("ref: a\npackages: [a, [b]]\n", &["os.yaml", "packages[1]"]),
+        ("ref: a\nrecommends: maybe\n", &["os.yaml", "recommends"]),
+        (
+            "include: nothere.yaml\n",
+            &["os.yaml", "include", "nothere.yaml"],
+        ),
+        (
+            "ref: a\nrepos: [nosuch]\npackages: [x]\n",
+            &["os.yaml", "repos[0]", "nosuch"],
+        ),
+        (
+            "ref: a\nselinux: true\n",
+            &["os.yaml", "selinux", "not supported yet"],
+        ),
+    ];
+    for (text, want) in cases {
+        let tf = d.path().join("os.yaml");
+        std::fs::write(&tf, text).unwrap();
+        let out = run_fail(rost(&[
+            "compose",
+            "tree",
+            &format!("--repo={}", repo.display()),
+            tf.to_str().unwrap(),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in *want {
+            assert!(err.contains(w), "{text:?}: {err:?} lacks {w:?}");
+        }
+    }
+}
+
+#[test]
+fn interop_compose_unresolvable_and_failing_scriptlet_leave_ref_alone() {
+    if !have_tools() {
+        return;
+    }
+    let fixture = fixture_repo(&os_packages());
+    let (work, tf) = setup(&fixture, TREEFILE);
+    let repo = work.path().join("repo");
+    init_repo(&repo);
+    let cache = work.path().join("cache");
+    let first = compose(&tf, &repo, &cache, &[]);
+    let refs = ostree(&repo, &["refs"]);
+
+    std::fs::write(
+        &tf,
+        TREEFILE.replace("fixture-app fixture-kernel", "fixture-app no-such-package"),
+    )
+    .unwrap();
+    let out = run_fail(rost(&[
+        "compose",
+        "tree",
+        &format!("--repo={}", repo.display()),
+        &format!("--cachedir={}", cache.display()),
+        tf.to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("os.yaml") && err.contains("packages") && err.contains("no-such-package"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &tf,
+        TREEFILE.replace("echo pp > /usr/share/pp-ran", "exit 3"),
+    )
+    .unwrap();
+    let out = run_fail(rost(&[
+        "compose",
+        "tree",
+        &format!("--repo={}", repo.display()),
+        &format!("--cachedir={}", cache.display()),
+        tf.to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("postprocess[0]") && err.contains("failed"),
+        "{err}"
+    );
+    assert_eq!(ostree(&repo, &["refs"]), refs);
+    let arch = first["ref"].as_str().unwrap();
+    assert_eq!(
+        ostree(&repo, &["rev-parse", arch]).trim(),
+        first["commit-id"].as_str().unwrap()
+    );
+}
