@@ -738,6 +738,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         cache_headers,
         readonly_executables: tf.readonly_executables.unwrap_or(false),
         is_root: rustix::process::geteuid().is_root(),
+        damaged: Default::default(),
     };
     let mut tx = repo.begin()?;
     let (root_tree, root_meta) = write_tree(&tx, &ctx)?;
@@ -755,6 +756,23 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         tx.set_ref(spec, Some(csum));
     }
     tx.commit()?;
+    // Forget cache entries a script damaged, so the next compose re-imports them.
+    let damaged = ctx.damaged.into_inner();
+    if !damaged.is_empty() {
+        let mut bad_pkgs: BTreeSet<usize> = BTreeSet::new();
+        for (c, i) in owners.values() {
+            if damaged.contains(c) {
+                bad_pkgs.insert(*i);
+            }
+        }
+        for i in bad_pkgs {
+            pkgcache.write_ref(&RefSpec::parse(&pkgrefs[i])?, None)?;
+            pkgcache.delete_object(ObjectType::Commit, &pkg_commits[i])?;
+        }
+        for c in &damaged {
+            pkgcache.delete_object(ObjectType::File, c)?;
+        }
+    }
     if let Some(f) = &opts.write_commitid_to {
         std::fs::write(f, csum.to_string()).map_err(|e| Error::io("writing", f, e))?;
     }
@@ -785,6 +803,8 @@ struct TreeCtx {
     cache_headers: HashMap<Checksum, FileHeader>,
     readonly_executables: bool,
     is_root: bool,
+    /// Cache objects a script wrote to in place (through the hardlink).
+    damaged: std::cell::RefCell<std::collections::HashSet<Checksum>>,
 }
 
 impl TreeCtx {
@@ -869,7 +889,16 @@ fn walk(
             let c = tx.write_content(&header, ContentSource::Bytes(&[]))?;
             node.files.insert(name, c);
         } else if ft.is_file() {
-            let cached = ctx.cache_by_devino.get(&(st.dev(), st.ino()));
+            let mut cached = ctx.cache_by_devino.get(&(st.dev(), st.ino()));
+            // Objects are stored with mtime 0: a later mtime means a script
+            // wrote through the hardlink into the package cache.
+            if let Some(c) = cached
+                && st.mtime() != 0
+            {
+                tracing::warn!("/{crel} was modified in place; dropping it from the package cache");
+                ctx.damaged.borrow_mut().insert(*c);
+                cached = None;
+            }
             let (mut header, known) =
                 match cached.and_then(|c| ctx.cache_headers.get(c).map(|h| (c, h))) {
                     Some((c, h)) => {

@@ -242,6 +242,14 @@ pub struct Loaded {
     pub add_files: Vec<(PathBuf, String, Vec<u8>)>,
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
 fn is_yaml(path: &Path) -> bool {
     !path
         .extension()
@@ -317,7 +325,7 @@ impl LoadCtx {
         self.files.push(path.to_owned());
         let name = path.display().to_string();
         let (tf, mut value) = parse_treefile(&text, &name, is_yaml(path))?;
-        let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let dir = parent_dir(path);
         let mut includes: Vec<(String, String)> = Vec::new();
         if let Some(inc) = &tf.include {
             includes.extend(inc.to_vec().into_iter().map(|i| ("include".to_owned(), i)));
@@ -445,7 +453,7 @@ pub fn load_treefile(path: &Path, basearch: &str) -> Result<Loaded> {
             subst_json(v, &vars, &format!("{key}.{k}")).map_err(tf_err)?;
         }
     }
-    let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let dir = parent_dir(path);
     let postprocess_script = match &tf.postprocess_script {
         Some(p) => Some(std::fs::read(dir.join(p)).map_err(|e| Error::Treefile {
             file: name.clone(),

@@ -768,3 +768,205 @@ fn interop_compose_unresolvable_and_failing_scriptlet_leave_ref_alone() {
         first["commit-id"].as_str().unwrap()
     );
 }
+
+/// Packages for feature and failure cases.
+fn extra_packages() -> Vec<Pkg> {
+    vec![
+        pkg(
+            "fixture-lua",
+            "1",
+            "1",
+            &["Requires: fixture-filesystem"],
+            vec![file("/usr/share/lua-pkg", "0644", "x")],
+            "%post -p <lua>\nprint(\"hi\")\n",
+        ),
+        pkg(
+            "fixture-conflict-a",
+            "1",
+            "1",
+            &[],
+            vec![file("/usr/share/conflict", "0644", "a")],
+            "",
+        ),
+        pkg(
+            "fixture-conflict-b",
+            "1",
+            "1",
+            &[],
+            vec![file("/usr/share/conflict", "0644", "b")],
+            "",
+        ),
+        pkg(
+            "fixture-srv",
+            "1",
+            "1",
+            &[],
+            vec![file("/srv/data", "0644", "x")],
+            "",
+        ),
+        pkg(
+            "fixture-inplace",
+            "1",
+            "1",
+            &["Requires(post): fixture-shell"],
+            vec![file("/usr/share/inplace", "0644", "orig")],
+            "%post\necho more >> /usr/share/inplace\n",
+        ),
+        pkg(
+            "fixture-units",
+            "1",
+            "1",
+            &["Requires: fixture-filesystem"],
+            vec![file(
+                "/usr/lib/systemd/system/foo.service",
+                "0644",
+                "[Unit]\nDescription=foo\n[Service]\nExecStart=/usr/bin/app\n[Install]\nWantedBy=multi-user.target",
+            )],
+            "",
+        ),
+    ]
+}
+
+const FEATURES: &str = r#"
+ref: fixture/features
+repos: [fixture, extra]
+packages: [fixture-app, fixture-inplace, fixture-units]
+units: [foo.service]
+default-target: multi-user.target
+add-files:
+  - [added.txt, /usr/share/added.txt]
+remove-from-packages:
+  - [fixture-app, "^/usr/bin/app-link$"]
+etc-group-members: [wheel]
+readonly-executables: true
+tmp-is-dir: true
+machineid-compat: false
+"#;
+
+#[test]
+fn interop_compose_features_and_package_errors() {
+    if !have_tools() {
+        return;
+    }
+    let fixture = fixture_repo(&os_packages());
+    let extra = fixture_repo(&extra_packages());
+    let (work, tf) = setup(&fixture, FEATURES);
+    std::fs::write(
+        work.path().join("extra.repo"),
+        format!(
+            "[extra]\nname=extra\nbaseurl=file://{}\ngpgcheck=0\n",
+            extra.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(work.path().join("added.txt"), "added\n").unwrap();
+    let repo = work.path().join("repo");
+    let cache = work.path().join("cache");
+    init_repo(&repo);
+    let idfile = work.path().join("commitid");
+    let touched = work.path().join("changed");
+    let r = compose(
+        &tf,
+        &repo,
+        &cache,
+        &[
+            &format!("--write-commitid-to={}", idfile.display()),
+            &format!("--touch-if-changed={}", touched.display()),
+            "--add-metadata-string=build.id=42",
+        ],
+    );
+    let commit = r["commit-id"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(&idfile).unwrap().trim(), commit);
+    assert!(touched.exists());
+    assert!(
+        ostree(&repo, &["refs"]).trim().is_empty(),
+        "--write-commitid-to does not move the ref"
+    );
+    assert_eq!(
+        ostree(&repo, &["show", "--print-metadata-key=build.id", commit]).trim(),
+        "'42'"
+    );
+    assert_eq!(
+        ostree(
+            &repo,
+            &["show", "--print-metadata-key=ostree.bootable", commit]
+        )
+        .trim(),
+        "false"
+    );
+    let co = work.path().join("co");
+    ostree(&repo, &["checkout", commit, co.to_str().unwrap()]);
+    let etc = co.join("usr/etc");
+    assert_eq!(
+        std::fs::read_link(etc.join("systemd/system/multi-user.target.wants/foo.service")).unwrap(),
+        Path::new("/usr/lib/systemd/system/foo.service")
+    );
+    assert_eq!(
+        std::fs::read_link(etc.join("systemd/system/default.target")).unwrap(),
+        Path::new("/usr/lib/systemd/system/multi-user.target")
+    );
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/share/added.txt")).unwrap(),
+        "added\n"
+    );
+    assert!(std::fs::symlink_metadata(co.join("usr/bin/app-link")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(etc.join("group")).unwrap(),
+        "root:x:0:\nwheel:x:10:\n"
+    );
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&co.join("usr/bin/app")), 0o555);
+    assert_eq!(mode(&co.join("usr/lib/libapp.so.1")), 0o555);
+    assert_eq!(mode(&co.join("usr/share/app/data")), 0o640);
+    assert!(co.join("tmp").is_dir() && mode(&co.join("tmp")) == 0o1777);
+    assert!(std::fs::symlink_metadata(etc.join("machine-id")).is_err());
+    // A %post appending to a hardlinked file: the tree has the result, the
+    // package cache is not corrupted, and the package is imported again next time.
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/share/inplace")).unwrap(),
+        "orig\nmore\n"
+    );
+    run_ok(
+        Command::new("ostree")
+            .arg(format!("--repo={}", cache.join("pkgcache-repo").display()))
+            .arg("fsck"),
+    );
+    let r2 = compose(&tf, &repo, &cache, &["--force-nocache"]);
+    assert_eq!(r2["imported"], 1, "{r2}");
+
+    // Package-level failures name package, path or phase; nothing is committed.
+    let cases: &[(&str, &[&str])] = &[
+        ("fixture-lua", &["fixture-lua-1-1.noarch", "post", "Lua"]),
+        (
+            "fixture-conflict-a fixture-conflict-b",
+            &[
+                "/usr/share/conflict",
+                "fixture-conflict-a-1-1.noarch",
+                "fixture-conflict-b-1-1.noarch",
+            ],
+        ),
+        (
+            "fixture-srv",
+            &["fixture-srv-1-1.noarch", "unsupported path /srv/data"],
+        ),
+    ];
+    for (pkgs, want) in cases {
+        std::fs::write(
+            &tf,
+            format!("ref: fixture/bad\nrepos: [fixture, extra]\npackages: [{pkgs}]\n"),
+        )
+        .unwrap();
+        let out = run_fail(rost(&[
+            "compose",
+            "tree",
+            &format!("--repo={}", repo.display()),
+            &format!("--cachedir={}", cache.display()),
+            tf.to_str().unwrap(),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in *want {
+            assert!(err.contains(w), "{pkgs}: {err:?} lacks {w:?}");
+        }
+        assert!(!ostree(&repo, &["refs"]).contains("fixture/bad"));
+    }
+}
