@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -969,4 +969,53 @@ fn interop_compose_features_and_package_errors() {
         }
         assert!(!ostree(&repo, &["refs"]).contains("fixture/bad"));
     }
+}
+
+/// As non-root (scriptlets in a user namespace), the same inputs give the same
+/// commit as a root compose: ownership comes from the package headers.
+#[test]
+fn interop_compose_as_non_root_matches_root() {
+    if !have_tools() || !require_tool("setpriv") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("SKIP: needs root to drop to an unprivileged user");
+        return;
+    }
+    let fixture = fixture_repo(&os_packages());
+    let (work, tf) = setup(&fixture, TREEFILE);
+    let nobody = work.path().join("nobody");
+    std::fs::create_dir(&nobody).unwrap();
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .env("HOME", &nobody)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(args);
+        c
+    };
+    let repo = nobody.join("repo");
+    run_ok(as_nobody(&[
+        "ostree",
+        &format!("--repo={}", repo.display()),
+        "init",
+        "--mode=archive",
+    ]));
+    let rost_bin = crate::util::rost_bin();
+    let out = run_ok(as_nobody(&[
+        rost_bin.to_str().unwrap(),
+        "compose",
+        "tree",
+        "--json",
+        &format!("--repo={}", repo.display()),
+        &format!("--cachedir={}", nobody.join("cache").display()),
+        tf.to_str().unwrap(),
+    ]));
+    let unpriv: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let root_repo = work.path().join("root-repo");
+    init_repo(&root_repo);
+    let r = compose(&tf, &root_repo, &work.path().join("root-cache"), &[]);
+    assert_eq!(unpriv["commit-id"], r["commit-id"]);
 }
