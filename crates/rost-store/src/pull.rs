@@ -27,7 +27,7 @@ use crate::transaction::ContentSource;
 use crate::{Checksum, Error, ObjectType, Repo, Result, fsutil};
 
 /// Content objects fetched and written per published batch.
-const CONTENT_BATCH: usize = 256;
+const CONTENT_BATCH: usize = 1024;
 
 /// Pull options (ostree's flag names).
 #[derive(Debug, Clone, Default)]
@@ -164,39 +164,61 @@ impl Puller<'_> {
         Ok(out)
     }
 
+    /// Fetches content in batches on a helper thread while the previous batch
+    /// is verified and written here; each batch is published on its own.
     fn pull_content(&mut self, files: Vec<Checksum>) -> Result<()> {
-        for chunk in files.chunks(CONTENT_BATCH) {
-            let paths: Vec<String> = chunk
-                .iter()
-                .map(|c| object_rel(ObjectType::File, c))
-                .collect();
-            let results = self.fetcher.fetch_many(&paths, MAX_FETCH_SIZE);
-            let mut bodies = Vec::with_capacity(chunk.len());
-            for ((c, res), rel) in chunk.iter().zip(results).zip(&paths) {
-                let b = res?.ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "{}: not found on the server",
-                        self.fetcher.url_of(rel)
-                    ))
-                })?;
-                self.report.bytes_fetched += b.len() as u64;
-                self.report.content_fetched += 1;
-                bodies.push((*c, b, rel));
+        type Batch = Vec<(Checksum, Result<Option<Vec<u8>>>, String)>;
+        let fetcher = self.fetcher;
+        let repo = self.repo;
+        let (tx_batches, rx_batches) = std::sync::mpsc::sync_channel::<Batch>(1);
+        std::thread::scope(|scope| -> Result<()> {
+            let files = &files;
+            scope.spawn(move || {
+                for chunk in files.chunks(CONTENT_BATCH) {
+                    let paths: Vec<String> = chunk
+                        .iter()
+                        .map(|c| object_rel(ObjectType::File, c))
+                        .collect();
+                    let results = fetcher.fetch_many(&paths, MAX_FETCH_SIZE);
+                    let batch: Batch = chunk
+                        .iter()
+                        .copied()
+                        .zip(results)
+                        .zip(paths)
+                        .map(|((c, r), p)| (c, r, p))
+                        .collect();
+                    if tx_batches.send(batch).is_err() {
+                        return;
+                    }
+                }
+            });
+            for batch in rx_batches {
+                let mut bodies = Vec::with_capacity(batch.len());
+                for (c, res, rel) in batch {
+                    let b = res?.ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "{}: not found on the server",
+                            fetcher.url_of(&rel)
+                        ))
+                    })?;
+                    self.report.bytes_fetched += b.len() as u64;
+                    self.report.content_fetched += 1;
+                    bodies.push((c, b, rel));
+                }
+                let tx = repo.begin()?;
+                bodies
+                    .par_iter()
+                    .map(|(c, b, rel)| {
+                        let (header, content) = verify_filez(c, b)
+                            .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of(rel))))?;
+                        tx.write_content(&header, ContentSource::Bytes(&content))?;
+                        Ok(())
+                    })
+                    .collect::<Result<Vec<()>>>()?;
+                tx.commit()?;
             }
-            let tx = self.repo.begin()?;
-            bodies
-                .par_iter()
-                .map(|(c, b, rel)| {
-                    let (header, content) = verify_filez(c, b)
-                        .map_err(|e| Error::Other(format!("{}: {e}", self.fetcher.url_of(rel))))?;
-                    let got = tx.write_content(&header, ContentSource::Bytes(&content))?;
-                    debug_assert_eq!(got, *c);
-                    Ok(())
-                })
-                .collect::<Result<Vec<()>>>()?;
-            tx.commit()?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Fetches every object under `commit`'s tree that the repo lacks.
@@ -208,6 +230,8 @@ impl Puller<'_> {
         let mut seen: HashSet<(Checksum, ObjectType)> = frontier.iter().copied().collect();
         let mut files: Vec<Checksum> = Vec::new();
         let mut seen_files: HashSet<Checksum> = HashSet::new();
+        // All of the tree's metadata is published together, before any content.
+        let meta_tx = self.repo.begin()?;
         while !frontier.is_empty() {
             let mut missing = Vec::new();
             let mut present_trees = Vec::new();
@@ -221,15 +245,13 @@ impl Puller<'_> {
                 }
             }
             let fetched = self.fetch_metadata(missing)?;
-            let tx = self.repo.begin()?;
             let mut trees: Vec<DirTree> = Vec::new();
             for (c, t, b) in &fetched {
-                tx.write_metadata(*t, b)?;
+                meta_tx.write_metadata(*t, b)?;
                 if *t == ObjectType::DirTree {
                     trees.push(DirTree::parse(b, &c.to_hex())?);
                 }
             }
-            tx.commit()?;
             for c in present_trees {
                 // Present trees may still have missing children from an earlier, killed pull.
                 trees.push(self.repo.load_dirtree(&c)?);
@@ -251,6 +273,7 @@ impl Puller<'_> {
                 }
             }
         }
+        meta_tx.commit()?;
         self.pull_content(files)
     }
 }
