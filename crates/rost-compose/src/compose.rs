@@ -442,29 +442,28 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         Some(&cachedir.join("packages")),
         &reporter,
     )?;
-    let mut imported = 0;
-    let mut reused = 0;
-    let mut pkg_commits = Vec::with_capacity(pkgs.len());
-    for (i, c) in commits.into_iter().enumerate() {
-        match c {
-            Some(c) => {
-                reused += 1;
-                pkg_commits.push(c);
-            }
-            None => {
-                tracing::info!("importing {}", pkgs[i].nevra());
-                let c = import::import_rpm(
-                    &pkgcache,
-                    &paths[i],
-                    &repodata[i],
-                    &import_opts,
-                    workdir.path(),
-                )?;
-                imported += 1;
-                pkg_commits.push(c);
-            }
-        }
-    }
+    let imported = commits.iter().filter(|c| c.is_none()).count();
+    let reused = pkgs.len() - imported;
+    let pkg_commits: Vec<Checksum> = {
+        use rayon::prelude::*;
+        commits
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Some(c) => Ok(c),
+                None => {
+                    tracing::info!("importing {}", pkgs[i].nevra());
+                    import::import_rpm(
+                        &pkgcache,
+                        &paths[i],
+                        &repodata[i],
+                        &import_opts,
+                        workdir.path(),
+                    )
+                }
+            })
+            .collect::<Result<_>>()?
+    };
 
     // Assemble in dependency order; refuse conflicting files.
     let order = install_order(&pkgs);
@@ -828,18 +827,69 @@ impl TreeCtx {
     }
 }
 
-fn write_tree(tx: &Transaction<'_>, ctx: &TreeCtx) -> Result<(Checksum, Checksum)> {
-    let mut root = MemDir::default();
-    walk(tx, ctx, &ctx.root, "", &mut root)?;
-    root.write(tx)
+/// A file or symlink to store, found by the scan.
+struct Job {
+    path: PathBuf,
+    header: FileHeader,
+    size: u64,
+    /// The checksum when the content is known unchanged from the package cache.
+    known: Option<Checksum>,
 }
 
-fn walk(
-    tx: &Transaction<'_>,
+/// The scanned tree: directories with metadata, files as indexes into the jobs.
+#[derive(Default)]
+struct ScanDir {
+    meta: Option<DirMeta>,
+    dirs: BTreeMap<String, ScanDir>,
+    files: BTreeMap<String, usize>,
+}
+
+impl ScanDir {
+    fn into_memdir(self, sums: &[Checksum]) -> MemDir {
+        MemDir {
+            meta: self.meta,
+            dirs: self
+                .dirs
+                .into_iter()
+                .map(|(k, d)| (k, d.into_memdir(sums)))
+                .collect(),
+            files: self.files.into_iter().map(|(k, i)| (k, sums[i])).collect(),
+        }
+    }
+}
+
+/// Scans the tree (one thread), then stores file contents in parallel.
+fn write_tree(tx: &Transaction<'_>, ctx: &TreeCtx) -> Result<(Checksum, Checksum)> {
+    use rayon::prelude::*;
+    let mut root = ScanDir::default();
+    let mut jobs = Vec::new();
+    scan(ctx, &ctx.root, "", &mut root, &mut jobs)?;
+    let sums: Vec<Checksum> = jobs
+        .par_iter()
+        .map(|j| store(tx, j))
+        .collect::<Result<_>>()?;
+    root.into_memdir(&sums).write(tx)
+}
+
+fn store(tx: &Transaction<'_>, j: &Job) -> Result<Checksum> {
+    if j.header.is_symlink() {
+        return Ok(tx.write_content(&j.header, ContentSource::Bytes(&[]))?);
+    }
+    if let Some(c) = j.known
+        && tx.repo().has_object(ObjectType::File, &c)?
+    {
+        return Ok(c);
+    }
+    let f = std::fs::File::open(&j.path).map_err(|e| Error::io("opening", &j.path, e))?;
+    Ok(tx.write_content(&j.header, ContentSource::File(f, j.size))?)
+}
+
+fn scan(
     ctx: &TreeCtx,
     dir: &Path,
     rel: &str,
-    node: &mut MemDir,
+    node: &mut ScanDir,
+    jobs: &mut Vec<Job>,
 ) -> Result<()> {
     let st = std::fs::symlink_metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
     let (uid, gid) = ctx.owner(rel, st.uid(), st.gid(), ctx.dirmetas.contains_key(rel));
@@ -875,19 +925,24 @@ fn walk(
         let ft = st.file_type();
         if ft.is_dir() {
             let sub = node.dirs.entry(name).or_default();
-            walk(tx, ctx, &path, &crel, sub)?;
-        } else if ft.is_symlink() {
+            scan(ctx, &path, &crel, sub, jobs)?;
+            continue;
+        }
+        let job = if ft.is_symlink() {
             let target = std::fs::read_link(&path).map_err(|e| Error::io("readlink", &path, e))?;
             let (uid, gid) = ctx.owner(&crel, st.uid(), st.gid(), false);
-            let header = FileHeader {
-                uid,
-                gid,
-                mode: 0o120777,
-                symlink_target: target.to_string_lossy().into_owned(),
-                xattrs: Vec::new(),
-            };
-            let c = tx.write_content(&header, ContentSource::Bytes(&[]))?;
-            node.files.insert(name, c);
+            Job {
+                path,
+                header: FileHeader {
+                    uid,
+                    gid,
+                    mode: 0o120777,
+                    symlink_target: target.to_string_lossy().into_owned(),
+                    xattrs: Vec::new(),
+                },
+                size: 0,
+                known: None,
+            }
         } else if ft.is_file() {
             let mut cached = ctx.cache_by_devino.get(&(st.dev(), st.ino()));
             // Objects are stored with mtime 0: a later mtime means a script
@@ -899,7 +954,7 @@ fn walk(
                 ctx.damaged.borrow_mut().insert(*c);
                 cached = None;
             }
-            let (mut header, known) =
+            let (mut header, mut known) =
                 match cached.and_then(|c| ctx.cache_headers.get(c).map(|h| (c, h))) {
                     Some((c, h)) => {
                         let (uid, gid) = ctx.owner(&crel, 0, 0, true);
@@ -923,25 +978,23 @@ fn walk(
                         )
                     }
                 };
-            let mut known = known;
             if ctx.readonly_executables && header.mode & 0o111 != 0 && header.mode & 0o222 != 0 {
                 header.mode &= !0o222;
                 known = None;
             }
-            let c = match known {
-                Some(c) if tx.repo().has_object(ObjectType::File, &c)? => c,
-                _ => {
-                    let f =
-                        std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-                    tx.write_content(&header, ContentSource::File(f, st.len()))?
-                }
-            };
-            node.files.insert(name, c);
+            Job {
+                path,
+                header,
+                size: st.len(),
+                known,
+            }
         } else {
             return Err(Error::Invalid {
                 msg: format!("/{crel}: special files cannot be committed"),
             });
-        }
+        };
+        jobs.push(job);
+        node.files.insert(name, jobs.len() - 1);
     }
     Ok(())
 }
