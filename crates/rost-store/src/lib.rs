@@ -49,6 +49,7 @@ pub mod pull;
 pub mod refs;
 pub mod remote;
 mod repo;
+pub mod sign;
 pub mod summary;
 pub mod transaction;
 pub mod walk;

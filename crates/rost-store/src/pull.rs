@@ -40,6 +40,9 @@ pub struct PullOptions {
     pub mirror: bool,
     /// Only report what would be fetched.
     pub dry_run: bool,
+    /// Trusted ed25519 public keys (base64); when set, every pulled commit must
+    /// carry a valid signature from one of them.
+    pub ed25519_keys: Option<Vec<String>>,
 }
 
 /// What a pull did.
@@ -406,6 +409,24 @@ pub fn pull_from(
             let commit = Commit::parse(&raw, &cc.to_hex())?;
             if first {
                 check_ref_binding(&commit, &cc, r)?;
+                if let Some(keys) = &opts.ed25519_keys {
+                    let meta_v = match &meta {
+                        Some(m) => Some(
+                            Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m)
+                                .map_err(|e| Error::Corrupt {
+                                    object: format!("{cc}.commitmeta"),
+                                    reason: e.to_string(),
+                                })?,
+                        ),
+                        None => repo.load_detached_metadata(&cc)?,
+                    };
+                    crate::sign::verify_signatures(
+                        &raw,
+                        meta_v.as_ref(),
+                        keys,
+                        &format!("commit {cc}"),
+                    )?;
+                }
             }
             if !opts.commit_metadata_only && !opts.dry_run {
                 p.pull_tree(&commit)?;
@@ -488,6 +509,23 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
              add it with --no-gpg-verify (or set gpg-verify=false)"
         )));
     }
+    let mut opts = opts.clone();
+    if r.sign_verify {
+        let mut keys = Vec::new();
+        if let Some(k) = r.option("verification-ed25519-key") {
+            keys.extend(k.split(';').filter(|s| !s.is_empty()).map(str::to_owned));
+        }
+        if let Some(f) = r.option("verification-ed25519-file") {
+            keys.extend(crate::sign::read_keys_file(Path::new(f))?);
+        }
+        if keys.is_empty() {
+            return Err(Error::Other(format!(
+                "remote \"{remote}\" has sign-verify=true but no verification-ed25519-key or -file"
+            )));
+        }
+        opts.ed25519_keys = Some(keys);
+    }
+    let opts = &opts;
     let fetcher = crate::fetch::fetcher_for(&r.url)?;
     let refs = if refs.is_empty() {
         remote_summary_refs(fetcher.as_ref())?

@@ -13,8 +13,21 @@ pub struct Remote {
     pub gpg_verify: bool,
     /// Whether the summary must be signed.
     pub gpg_verify_summary: bool,
+    /// Whether commits must carry a valid ed25519 signature (`sign-verify`).
+    pub sign_verify: bool,
     /// Every key of the group, in order.
     pub options: Vec<(String, String)>,
+}
+
+impl Remote {
+    /// The value of one config key of this remote.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn group(name: &str) -> String {
@@ -65,6 +78,7 @@ pub fn get_remote(repo: &Repo, name: &str) -> Result<Remote> {
         url,
         gpg_verify: cfg.get_bool(&g, "gpg-verify").unwrap_or(true),
         gpg_verify_summary: cfg.get_bool(&g, "gpg-verify-summary").unwrap_or(false),
+        sign_verify: cfg.get_bool(&g, "sign-verify").unwrap_or(false),
         options,
     })
 }

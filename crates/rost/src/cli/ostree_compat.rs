@@ -28,6 +28,7 @@ const REPO_COMMANDS: &[&str] = &[
     "remote",
     "pull",
     "pull-local",
+    "sign",
 ];
 
 /// Whether argv0's file name is `ostree`.

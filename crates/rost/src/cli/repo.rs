@@ -62,6 +62,26 @@ pub enum RepoCommand {
     Pull(PullArgs),
     /// Copy commits from another local repository.
     PullLocal(PullLocalArgs),
+    /// Sign a commit (ed25519), or verify its signatures.
+    Sign(SignArgs),
+}
+
+/// `sign`
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Signature type (only ed25519).
+    #[arg(long, short = 's', default_value = "ed25519")]
+    sign_type: String,
+    /// Read keys (base64, one a line) from this file.
+    #[arg(long)]
+    keys_file: Option<PathBuf>,
+    /// Verify with public keys instead of signing with secret ones.
+    #[arg(long)]
+    verify: bool,
+    /// Commit to sign or verify.
+    commit: String,
+    /// Keys (base64): secret keys to sign, public keys to verify.
+    keys: Vec<String>,
 }
 
 /// `summary`
@@ -76,6 +96,12 @@ pub struct SummaryArgs {
     /// Print the raw summary variant.
     #[arg(long)]
     raw: bool,
+    /// Sign the summary with this secret key (base64).
+    #[arg(long = "sign", value_name = "KEY")]
+    sign: Vec<String>,
+    /// Signature type (only ed25519).
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
 }
 
 /// `remote …`
@@ -92,6 +118,9 @@ pub enum RemoteCommand {
         /// Extra settings (KEY=VALUE).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Require signatures: ed25519=inline:KEY or ed25519=file:PATH.
+        #[arg(long, value_name = "TYPE=inline:KEY|TYPE=file:PATH")]
+        sign_verify: Vec<String>,
         /// Remote name.
         name: String,
         /// URL.
@@ -644,6 +673,16 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
                 rost_store::summary::update_summary(&mut repo, now)
                     .with_context(|| format!("updating the summary of {}", path.display()))?;
+                if !a.sign.is_empty() {
+                    if a.sign_type != "ed25519" {
+                        bail!("--sign-type={}: only ed25519 is supported", a.sign_type);
+                    }
+                    let summary = std::fs::read(path.join("summary"))?;
+                    let sig = rost_store::sign::sign_summary(&summary, &a.sign)?;
+                    std::fs::write(path.join("summary.sig"), sig).with_context(|| {
+                        format!("writing {}", path.join("summary.sig").display())
+                    })?;
+                }
             }
             if a.view || a.raw {
                 let b = std::fs::read(path.join("summary"))
@@ -666,11 +705,33 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     no_gpg_verify,
                     if_not_exists,
                     set,
+                    sign_verify,
                     name,
                     url,
                     branches,
                 } => {
                     let mut opts = Vec::new();
+                    for sv in &sign_verify {
+                        match sv.split_once('=') {
+                            Some(("ed25519", spec)) => {
+                                opts.push(("sign-verify".to_owned(), "true".to_owned()));
+                                match spec.split_once(':') {
+                                    Some(("inline", k)) => opts.push((
+                                        "verification-ed25519-key".to_owned(),
+                                        k.to_owned(),
+                                    )),
+                                    Some(("file", f)) => opts.push((
+                                        "verification-ed25519-file".to_owned(),
+                                        f.to_owned(),
+                                    )),
+                                    _ => bail!(
+                                        "--sign-verify={sv}: expected ed25519=inline:KEY or ed25519=file:PATH"
+                                    ),
+                                }
+                            }
+                            _ => bail!("--sign-verify={sv}: only ed25519 is supported"),
+                        }
+                    }
                     if !branches.is_empty() {
                         opts.push(("branches".to_owned(), format!("{};", branches.join(";"))));
                     }
@@ -725,6 +786,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 commit_metadata_only: a.commit_metadata_only,
                 mirror: a.mirror,
                 dry_run: a.dry_run,
+                ed25519_keys: None,
             };
             let _ = a.disable_static_deltas;
             let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts)
@@ -752,6 +814,27 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
             };
             rost_store::pull::pull_local(&repo, &src, &refs, a.depth)
                 .with_context(|| format!("pulling from {}", a.src.display()))?;
+        }
+        RepoCommand::Sign(a) => {
+            if a.sign_type != "ed25519" {
+                bail!("--sign-type={}: only ed25519 is supported", a.sign_type);
+            }
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.commit)?;
+            let mut keys = a.keys.clone();
+            if let Some(f) = &a.keys_file {
+                keys.extend(rost_store::sign::read_keys_file(f)?);
+            }
+            if keys.is_empty() {
+                bail!("no keys given: pass KEY arguments or --keys-file");
+            }
+            if a.verify {
+                rost_store::sign::verify_commit(&repo, &c, &keys)?;
+                writeln!(out, "Signature verified successfully for commit {c}")?;
+            } else {
+                rost_store::sign::sign_commit(&repo, &c, &keys)
+                    .with_context(|| format!("signing commit {c}"))?;
+            }
         }
         RepoCommand::Prune(a) => {
             let repo = open(&path)?;

@@ -391,3 +391,80 @@ fn walk_objects(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+// RFC 8032 §7.1 test keys 1 and 2, base64 as ostree stores them.
+const SECRET1: &str =
+    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/tPJZAc6DuFy89qmIyWvAhpo9wdRGg==";
+const PUBLIC1: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const SECRET2: &str =
+    "TM0Imyj/ltqdtsNG7BFOD1uKMZ81q6Yk2oz27U+4pvs9QBfD6EOJWpK3CqdNG368nJgszy7ElozAzVXxKvRmDA==";
+
+/// ed25519: a signed commit pulls with sign-verify; an unsigned, wrongly
+/// signed or tampered one is refused and nothing is referenced.
+#[test]
+fn ed25519_signed_pulls() {
+    let tmp = tempdir();
+    let (served, commit) = serve_fixture(tmp.path());
+    let srv = FaultServer::start(&served, HashMap::new());
+    let verify = format!("ed25519=inline:{PUBLIC1}");
+    let add = |name: &str| {
+        let c = tmp.path().join(name);
+        run_ok(rrepo(&c, &["init", "--mode", "bare-user"]));
+        run_ok(rrepo(
+            &c,
+            &[
+                "remote",
+                "add",
+                "--no-gpg-verify",
+                "--sign-verify",
+                &verify,
+                "origin",
+                &srv.url,
+            ],
+        ));
+        c
+    };
+
+    // Unsigned: refused.
+    let c = add("c-unsigned");
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&commit, "no ed25519 signatures"]);
+
+    // Signed with the wrong key: refused.
+    run_ok(rrepo(&served, &["sign", &commit, SECRET2]));
+    let c = add("c-wrongkey");
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&commit, "is valid for the trusted keys"]);
+
+    // Signed with the trusted key too: accepted, and verifiable locally.
+    run_ok(rrepo(&served, &["sign", &commit, SECRET1]));
+    run_ok(rrepo(&served, &["sign", "--verify", &commit, PUBLIC1]));
+    let c = add("c-good");
+    run_ok(rrepo(&c, &["pull", "origin", "b"]));
+    assert_eq!(run_ok(rrepo(&c, &["refs"])), "origin:b\n");
+    run_ok(rrepo(&c, &["sign", "--verify", &commit, PUBLIC1]));
+
+    // A tampered signature (one bit flipped in the served commitmeta): refused.
+    let meta_rel = format!("objects/{}/{}.commitmeta", &commit[..2], &commit[2..]);
+    let mut meta = std::fs::read(served.join(&meta_rel)).unwrap();
+    let n = meta.len();
+    // Flip a byte inside the last signature (the trusted one), not in the framing.
+    meta[n - 40] ^= 0x01;
+    let srv2 = FaultServer::start(&served, HashMap::from([(meta_rel, Fault::Replace(meta))]));
+    let c = tmp.path().join("c-tampered");
+    run_ok(rrepo(&c, &["init", "--mode", "bare-user"]));
+    run_ok(rrepo(
+        &c,
+        &[
+            "remote",
+            "add",
+            "--no-gpg-verify",
+            "--sign-verify",
+            &verify,
+            "origin",
+            &srv2.url,
+        ],
+    ));
+    let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&c, &out, &[&commit]);
+}
