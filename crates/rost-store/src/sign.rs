@@ -206,7 +206,7 @@ mod tests {
         let key = parse_secret_key(&secret).unwrap();
         assert_eq!(hex::encode(key.sign(b"").to_bytes()), SIG_EMPTY);
         let meta = with_signature(None, hex::decode(SIG_EMPTY).unwrap());
-        verify_signatures(b"", Some(&meta), &[public.clone()], "x").unwrap();
+        verify_signatures(b"", Some(&meta), std::slice::from_ref(&public), "x").unwrap();
         assert!(verify_signatures(b"tampered", Some(&meta), &[public], "x").is_err());
     }
 
