@@ -48,11 +48,13 @@ mod fsx;
 pub mod kernel;
 mod lock;
 mod ops;
+mod staged;
 mod sysroot;
 
 pub use error::{Error, Result};
 pub use lock::{LOCK_FILE, SysrootLock};
 pub use ops::{DeployOptions, DeployReport, init_fs};
+pub use staged::{FinalizeReport, STAGED_FILE};
 pub use sysroot::{
     Deployment, LoadOptions, ORIGIN_TRANSIENT_GROUP, REPO_PATH, Sysroot, WriteReport,
 };

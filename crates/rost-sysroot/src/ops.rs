@@ -106,6 +106,14 @@ pub struct DeployOptions {
     pub no_merge: bool,
 }
 
+/// A checked-out deployment not yet in the boot configuration.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) deployment: Deployment,
+    pub(crate) merge: Option<Deployment>,
+    pub(crate) etc: Option<EtcDiff>,
+}
+
 /// What [`Sysroot::deploy`] did.
 #[derive(Debug, Clone)]
 pub struct DeployReport {
@@ -143,6 +151,25 @@ impl Sysroot {
     /// default (or not), keeping what ostree keeps.
     #[tracing::instrument(skip_all, fields(rev = %opts.rev))]
     pub fn deploy(&mut self, lock: &SysrootLock, opts: &DeployOptions) -> Result<DeployReport> {
+        let p = self.prepare_deployment(lock, opts, true)?;
+        let list = self.retained_list(&p.deployment, p.merge.as_ref(), &p.deployment.osname, opts);
+        let name = p.deployment.name();
+        let write = self.write_deployments(lock, list)?;
+        Ok(DeployReport {
+            name,
+            etc: p.etc,
+            write,
+        })
+    }
+
+    /// Checkout, optional /etc, origin: everything of a deploy before the
+    /// boot configuration is written.
+    pub(crate) fn prepare_deployment(
+        &mut self,
+        _lock: &SysrootLock,
+        opts: &DeployOptions,
+        with_etc: bool,
+    ) -> Result<Prepared> {
         let osname = match (&opts.osname, self.booted()) {
             (Some(o), _) => o.clone(),
             (None, Some(b)) => b.osname.clone(),
@@ -174,7 +201,13 @@ impl Sysroot {
         let dpath = deploy_path(&osname, &name);
         let ddir = PathBuf::from(format!("ostree/deploy/{osname}/deploy"));
         fsutil::ensure_dir_at(self.dfd(), &ddir, 0o755).ctx("creating", &ddir)?;
-        let res = self.deploy_tree(&csum, &dpath, merge.as_ref());
+        let res = self.checkout_tree(&csum, &dpath).and_then(|()| {
+            if !with_etc {
+                return Ok(None);
+            }
+            let dfd = fsx::open_dir(self.dfd(), &dpath)?;
+            self.setup_etc(&dfd, &dpath, merge.as_ref())
+        });
         let etc = match res {
             Ok(e) => e,
             Err(e) => {
@@ -246,14 +279,16 @@ impl Sysroot {
         fsx::set_immutable(dfd.as_fd(), true, &dpath)?;
         drop(dfd);
         failpoint("deploy-after-checkout");
-
-        let list = self.retained_list(&new, merge.as_ref(), &osname, opts);
-        let write = self.write_deployments(lock, list)?;
-        Ok(DeployReport { name, etc, write })
+        let _ = name;
+        Ok(Prepared {
+            deployment: new,
+            merge,
+            etc,
+        })
     }
 
     /// libostree's `simple_write_deployment` retention.
-    fn retained_list(
+    pub(crate) fn retained_list(
         &self,
         new: &Deployment,
         merge: Option<&Deployment>,
@@ -312,21 +347,15 @@ impl Sysroot {
         out
     }
 
-    /// Checkout + /etc; returns the /etc diff applied, if any.
-    fn deploy_tree(
-        &self,
-        csum: &rost_store::Checksum,
-        dpath: &Path,
-        merge: Option<&Deployment>,
-    ) -> Result<Option<EtcDiff>> {
+    /// Checks the commit out; a tree with `/etc` and no `usr/etc` gets it moved.
+    fn checkout_tree(&self, csum: &rost_store::Checksum, dpath: &Path) -> Result<()> {
         checkout(
             &self.repo,
             csum,
             &self.path.join(dpath),
             &CheckoutOptions::default(),
         )?;
-        let fd = self.dfd();
-        let dfd = fsx::open_dir(fd, dpath)?;
+        let dfd = fsx::open_dir(self.dfd(), dpath)?;
         let has_etc = fsx::exists(dfd.as_fd(), Path::new("etc"))?;
         let has_usr_etc = fsx::exists(dfd.as_fd(), Path::new("usr/etc"))?;
         if has_etc && has_usr_etc {
@@ -339,7 +368,17 @@ impl Sysroot {
             rustix::fs::renameat(&dfd, "etc", &dfd, "usr/etc")
                 .ctx("renaming", dpath.join("etc"))?;
         }
-        if !has_etc && !has_usr_etc {
+        Ok(())
+    }
+
+    /// `etc` = copy of `usr/etc` + the merge deployment's changes.
+    pub(crate) fn setup_etc(
+        &self,
+        dfd: &std::os::fd::OwnedFd,
+        dpath: &Path,
+        merge: Option<&Deployment>,
+    ) -> Result<Option<EtcDiff>> {
+        if !fsx::exists(dfd.as_fd(), Path::new("usr/etc"))? {
             return Ok(None);
         }
         fsx::copy_tree(
@@ -350,7 +389,7 @@ impl Sysroot {
             &dpath.join("etc"),
         )?;
         let Some(m) = merge else { return Ok(None) };
-        let mfd = fsx::open_dir(fd, &m.path())?;
+        let mfd = fsx::open_dir(self.dfd(), &m.path())?;
         let (Some(orig), Some(live)) = (
             fsx::open_dir_optional(mfd.as_fd(), Path::new("usr/etc"))?,
             fsx::open_dir_optional(mfd.as_fd(), Path::new("etc"))?,

@@ -95,8 +95,11 @@ pub(crate) fn deploy_path(osname: &str, name: &str) -> PathBuf {
 /// How a sysroot is loaded.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// The running kernel's command line, when this sysroot is the booted root;
-    /// its `ostree=` names the booted deployment.
+    /// The running root (`/` on a booted system): as libostree, the deployment
+    /// whose directory has the same device and inode is the booted one.
+    pub booted_root: Option<PathBuf>,
+    /// The running kernel's command line: its `ostree=` names the booted
+    /// deployment when `booted_root` matches none.
     pub cmdline: Option<String>,
 }
 
@@ -141,6 +144,7 @@ pub struct Sysroot {
     pub(crate) subbootversion: u32,
     pub(crate) deployments: Vec<Deployment>,
     pub(crate) booted: Option<usize>,
+    pub(crate) staged: Option<crate::staged::Staged>,
 }
 
 fn parse_ostree_karg(v: &str) -> Option<(u32, String, String, u32)> {
@@ -174,6 +178,7 @@ impl Sysroot {
             subbootversion: 0,
             deployments: Vec::new(),
             booted: None,
+            staged: None,
         };
         s.reload(opts)?;
         Ok(s)
@@ -202,6 +207,11 @@ impl Sysroot {
     /// The booted deployment, if the load options named one.
     pub fn booted(&self) -> Option<&Deployment> {
         self.booted.map(|i| &self.deployments[i])
+    }
+
+    /// The staged deployment (`deploy --stage`), waiting for `finalize-staged`.
+    pub fn staged(&self) -> Option<&Deployment> {
+        self.staged.as_ref().map(|s| &s.deployment)
     }
 
     /// Current bootversion (target of `boot/loader`).
@@ -292,8 +302,22 @@ impl Sysroot {
             d.version = self.commit_version(&d.csum);
             deployments.push(d);
         }
+        self.staged = crate::staged::Staged::load(self)?;
         self.booted = None;
-        if let Some(cmd) = &opts.cmdline
+        if let Some(root) = &opts.booted_root
+            && let Ok(rst) = rustix::fs::stat(root)
+        {
+            for (i, d) in deployments.iter().enumerate() {
+                if let Ok(st) = rustix::fs::statat(fd, d.path(), AtFlags::empty())
+                    && st.st_dev == rst.st_dev
+                    && st.st_ino == rst.st_ino
+                {
+                    self.booted = Some(i);
+                }
+            }
+        }
+        if self.booted.is_none()
+            && let Some(cmd) = &opts.cmdline
             && let Some(v) = KernelArgs::parse(cmd).get("ostree")
             && let Some(t) = fsx::readlink_optional(fd, Path::new(v.trim_start_matches('/')))?
             && let Some((csum, serial)) = parse_deploy_name(t.rsplit('/').next().unwrap_or(""))
@@ -650,6 +674,7 @@ impl Sysroot {
                 let live = self
                     .deployments
                     .iter()
+                    .chain(self.staged.as_ref().map(|s| &s.deployment))
                     .any(|d| d.osname == osname && d.csum == csum && d.deployserial == serial);
                 if !live {
                     tracing::debug!("removing unreferenced {}", dir.join(name).display());
@@ -700,6 +725,21 @@ impl Sysroot {
                 self.repo.write_ref(&spec, Some(&d.csum))?;
             }
             want.push(spec);
+        }
+        if let Some(st) = &self.staged {
+            // Protects the staged commit from the refs-only prune until
+            // finalization gives it an ostree/B/S/I ref.
+            let spec = RefSpec::parse(crate::staged::STAGED_REF)?;
+            if self.repo.read_ref(&spec)? != Some(st.deployment.csum) {
+                self.repo.write_ref(&spec, Some(&st.deployment.csum))?;
+            }
+        } else if self
+            .repo
+            .read_ref(&RefSpec::parse(crate::staged::STAGED_REF)?)?
+            .is_some()
+        {
+            self.repo
+                .write_ref(&RefSpec::parse(crate::staged::STAGED_REF)?, None)?;
         }
         for (spec, _) in self.repo.list_refs()? {
             if spec.remote.is_none() && spec.name.starts_with("ostree/") && !want.contains(&spec) {

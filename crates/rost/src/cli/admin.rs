@@ -74,6 +74,8 @@ pub enum AdminCommand {
         /// Branch (default: the current origin's).
         branch: Option<String>,
     },
+    /// Finish a `deploy --stage` (what the shutdown unit runs).
+    FinalizeStaged,
     /// List /etc changes of the merge deployment against its defaults.
     ConfigDiff {
         /// Stateroot (default: the booted one's).
@@ -121,19 +123,28 @@ pub struct DeployArgs {
     /// Do not take /etc and kernel arguments from the merge deployment.
     #[arg(long)]
     no_merge: bool,
+    /// Write the deployment now; merge /etc and switch the boot configuration
+    /// at `finalize-staged` (shutdown).
+    #[arg(long)]
+    stage: bool,
     /// Revision (ref, REMOTE:REF or checksum).
     rev: String,
 }
 
 fn load_opts(sysroot: &Path) -> LoadOptions {
-    // Booted detection: the running kernel's command line when the sysroot is
-    // `/`; ROST_ADMIN_CMDLINE simulates one (tests, image builders).
-    let cmdline = std::env::var("ROST_ADMIN_CMDLINE").ok().or_else(|| {
-        (sysroot == Path::new("/"))
-            .then(|| std::fs::read_to_string("/proc/cmdline").ok())
-            .flatten()
-    });
-    LoadOptions { cmdline }
+    // Booted detection as libostree: the deployment that is `/` (same device
+    // and inode) when operating on `/`. ROST_ADMIN_BOOTED_ROOT names another
+    // directory to treat as the running root (tests, image builders).
+    let booted_root = std::env::var_os("ROST_ADMIN_BOOTED_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| (sysroot == Path::new("/")).then(|| PathBuf::from("/")));
+    let cmdline = (sysroot == Path::new("/"))
+        .then(|| std::fs::read_to_string("/proc/cmdline").ok())
+        .flatten();
+    LoadOptions {
+        booted_root,
+        cmdline,
+    }
 }
 
 fn open(sysroot: &Path) -> anyhow::Result<Sysroot> {
@@ -187,6 +198,13 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 not_as_default: d.not_as_default,
                 no_merge: d.no_merge,
             };
+            if d.stage {
+                let name = s
+                    .stage(&lock, &opts)
+                    .with_context(|| format!("staging {} in {}", d.rev, root.display()))?;
+                writeln!(out, "Staged deployment {name}")?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let r = s
                 .deploy(&lock, &opts)
                 .with_context(|| format!("deploying {} into {}", d.rev, root.display()))?;
@@ -250,6 +268,28 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
             s.set_origin(&lock, index, &remote, &url, branch.as_deref(), &options)?;
         }
+        AdminCommand::FinalizeStaged => {
+            let mut s = open(&root)?;
+            let lock = s.lock()?;
+            match s
+                .finalize_staged(&lock)
+                .context("finalizing the staged deployment")?
+            {
+                None => writeln!(out, "No staged deployment")?,
+                Some(r) => {
+                    if let Some(e) = &r.etc {
+                        writeln!(
+                            out,
+                            "Copying /etc changes: {} modified, {} removed, {} added",
+                            e.modified.len(),
+                            e.removed.len(),
+                            e.added.len()
+                        )?;
+                    }
+                    writeln!(out, "{}", r.write)?;
+                }
+            }
+        }
         AdminCommand::ConfigDiff { os } => {
             let s = open(&root)?;
             let d = s.config_diff(os.as_deref())?;
@@ -277,9 +317,18 @@ fn status_suffix(s: &Sysroot, index: usize) -> &'static str {
 
 /// The text of `ostree admin status` (2022.7).
 fn print_status(s: &Sysroot, out: &mut impl Write) -> anyhow::Result<()> {
-    if s.deployments().is_empty() {
+    if s.deployments().is_empty() && s.staged().is_none() {
         writeln!(out, "No deployments.")?;
         return Ok(());
+    }
+    if let Some(d) = s.staged() {
+        writeln!(out, "  {} {} (staged)", d.osname, d.name())?;
+        if let Some(v) = &d.version {
+            writeln!(out, "    Version: {v}")?;
+        }
+        if let Some(r) = d.refspec() {
+            writeln!(out, "    origin refspec: {r}")?;
+        }
     }
     for d in s.deployments() {
         let booted = s.booted().is_some_and(|b| b.same_as(d));
@@ -309,6 +358,17 @@ fn print_status(s: &Sysroot, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 fn print_status_json(s: &Sysroot, out: &mut impl Write) -> anyhow::Result<()> {
+    let staged = s.staged().map(|d| {
+        serde_json::json!({
+            "osname": d.osname,
+            "checksum": d.csum.to_string(),
+            "serial": d.deployserial,
+            "bootcsum": d.bootcsum,
+            "version": d.version,
+            "origin": d.refspec(),
+            "options": d.bootconfig.get("options"),
+        })
+    });
     let deployments: Vec<_> = s
         .deployments()
         .iter()
@@ -336,6 +396,7 @@ fn print_status_json(s: &Sysroot, out: &mut impl Write) -> anyhow::Result<()> {
         "bootversion": s.bootversion(),
         "subbootversion": s.subbootversion(),
         "deployments": deployments,
+        "staged": staged,
     });
     writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     Ok(())

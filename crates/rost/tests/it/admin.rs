@@ -738,8 +738,8 @@ fn crash_kill_deploy_at_random_moments_keeps_boot_config_consistent() {
     let s = t.path().join("s");
     init(Tool::Rost, &s);
     let (ta, tb) = (t.path().join("ta"), t.path().join("tb"));
-    big_tree(&ta, "kernel-a\n", 600);
-    big_tree(&tb, "kernel-b\n", 600);
+    big_tree(&ta, "kernel-a\n", 300);
+    big_tree(&tb, "kernel-b\n", 300);
     let ca = rost_commit(&s, &ta, "1", "2020-01-01T00:00:00Z");
     let cb = rost_commit(&s, &tb, "2", "2020-01-02T00:00:00Z");
     for c in [&ca, &cb] {
@@ -1020,4 +1020,170 @@ fn interop_lock_excludes_ostree() {
         "rost did not wait for the lock"
     );
     holder.wait().unwrap();
+}
+
+fn status_json(s: &Path, env: Option<&str>) -> serde_json::Value {
+    let mut c = admin(Tool::Rost, s, &["status", "--json"]);
+    if let Some(e) = env {
+        c.env("ROST_ADMIN_BOOTED_ROOT", e);
+    }
+    serde_json::from_str(&run_ok(c)).unwrap()
+}
+
+/// A booted deployment simulated through the kernel command line: status
+/// marks it, deploy keeps it (and drops the pending one), undeploy refuses it.
+#[test]
+fn booted_deployment_is_kept_and_marked() {
+    if !is_root() {
+        return;
+    }
+    let t = tempdir();
+    let _g = Unimmutable(t.path().to_owned());
+    let s = t.path().join("s");
+    init(Tool::Rost, &s);
+    let tree = t.path().join("tree");
+    let mut commits = Vec::new();
+    for v in ["1", "2", "3"] {
+        make_tree(&tree, &format!("k{v}\n"), &[("a.conf", v)]);
+        commits.push(rost_commit(
+            &s,
+            &tree,
+            v,
+            &format!("2020-01-0{v}T00:00:00Z"),
+        ));
+        let r = format!("keep/{v}");
+        run_ok(rost(&[
+            "repo",
+            "--repo",
+            s.join("ostree/repo").to_str().unwrap(),
+            "refs",
+            "--create",
+            &r,
+            commits.last().unwrap(),
+        ]));
+    }
+    run_ok(admin(Tool::Rost, &s, &["deploy", "--os", OS, &commits[0]]));
+    run_ok(admin(Tool::Rost, &s, &["deploy", "--os", OS, &commits[1]]));
+    // Booted into index 1 (commit 1); index 0 (commit 2) is pending.
+    let v = status_json(&s, None);
+    let booted = deploy_dir(&s, 1);
+    let booted = booted.to_str().unwrap().to_owned();
+    assert!(v["deployments"][1]["checksum"] == commits[0].as_str());
+    let mut c = admin(Tool::Rost, &s, &["status"]);
+    c.env("ROST_ADMIN_BOOTED_ROOT", &booted);
+    let st = run_ok(c);
+    let lines: Vec<&str> = st.lines().filter(|l| l.contains(" testos ")).collect();
+    assert_eq!(lines.len(), 2, "{st}");
+    assert!(
+        lines[0].starts_with("  testos ") && lines[0].ends_with(" (pending)"),
+        "{st}"
+    );
+    assert!(
+        lines[1].starts_with("* testos ") && lines[1].contains(&commits[0]),
+        "{st}"
+    );
+    // Undeploying the booted deployment is refused.
+    let mut c = admin(Tool::Rost, &s, &["undeploy", "1"]);
+    c.env("ROST_ADMIN_BOOTED_ROOT", &booted);
+    let out = run_fail(c);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Cannot undeploy currently booted deployment 1")
+    );
+    // A deploy without --os takes the booted stateroot, keeps the booted
+    // deployment (the new one is pending) and drops the old pending one.
+    let mut c = admin(Tool::Rost, &s, &["deploy", &commits[2]]);
+    c.env("ROST_ADMIN_BOOTED_ROOT", &booted);
+    run_ok(c);
+    let v = status_json(&s, Some(&booted));
+    let ds = v["deployments"].as_array().unwrap();
+    assert_eq!(ds.len(), 2, "{v}");
+    assert_eq!(ds[0]["checksum"], commits[2].as_str());
+    assert_eq!(ds[1]["checksum"], commits[0].as_str());
+    assert_eq!(ds[1]["booted"], true, "{v}\n{booted}");
+    assert_eq!(ds[0]["pending"], true);
+    // config-diff without --os uses the booted deployment.
+    let mut c = admin(Tool::Rost, &s, &["config-diff"]);
+    c.env("ROST_ADMIN_BOOTED_ROOT", &booted);
+    run_ok(c);
+    // Without a booted deployment and without --os, deploy refuses.
+    let out = run_fail(admin(Tool::Rost, &s, &["deploy", &commits[2]]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --os= argument given"));
+}
+
+/// `deploy --stage` writes the deployment but not the boot configuration;
+/// `finalize-staged` merges /etc as it is at that moment and switches.
+#[test]
+fn staged_deploy_finalizes_with_late_etc_changes() {
+    if !is_root() {
+        return;
+    }
+    let t = tempdir();
+    let _g = Unimmutable(t.path().to_owned());
+    let s = t.path().join("s");
+    init(Tool::Rost, &s);
+    let tree = t.path().join("tree");
+    make_tree(&tree, "k1\n", &[("a.conf", "1\n")]);
+    rost_commit(&s, &tree, "1.0", "2020-01-01T00:00:00Z");
+    run_ok(admin(Tool::Rost, &s, &["deploy", "--os", OS, "test/x"]));
+    let d0 = deploy_dir(&s, 0);
+    write(&d0.join("etc/a.conf"), "early\n");
+    make_tree(&tree, "k2\n", &[("a.conf", "2\n"), ("b.conf", "2\n")]);
+    let c2 = rost_commit(&s, &tree, "2.0", "2020-01-02T00:00:00Z");
+    let snap = boot_snapshot(&s);
+    let out = run_ok(admin(
+        Tool::Rost,
+        &s,
+        &["deploy", "--os", OS, "--stage", "test/x"],
+    ));
+    assert!(
+        out.starts_with(&format!("Staged deployment {c2}.0")),
+        "{out}"
+    );
+    let st = status(Tool::Rost, &s);
+    assert!(
+        st.starts_with(&format!("  testos {c2}.0 (staged)\n")),
+        "{st}"
+    );
+    // The boot configuration is untouched, and cleanup keeps the staged one.
+    run_ok(admin(Tool::Rost, &s, &["cleanup"]));
+    let mut now = boot_snapshot(&s);
+    now.pop();
+    let mut before = snap.clone();
+    before.pop();
+    assert_eq!(now, before);
+    let staged_dir = s.join(format!("ostree/deploy/{OS}/deploy/{c2}.0"));
+    assert!(staged_dir.join("usr/bin/tool").is_file());
+    // /etc changed after staging still reaches the new deployment.
+    write(&d0.join("etc/late.conf"), "late\n");
+    let out = run_ok(admin(Tool::Rost, &s, &["finalize-staged"]));
+    assert!(
+        out.contains("Copying /etc changes: 1 modified, 0 removed, 1 added"),
+        "{out}"
+    );
+    let v = status_json(&s, None);
+    assert!(v["staged"].is_null());
+    assert_eq!(v["deployments"][0]["checksum"], c2.as_str());
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(staged_dir.join("etc/a.conf")).unwrap(),
+        "early\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(staged_dir.join("etc/late.conf")).unwrap(),
+        "late\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(staged_dir.join("etc/b.conf")).unwrap(),
+        "2\n"
+    );
+    check_boot_config(&s);
+    assert!(!s.join("run/ostree/rost-staged-deployment").exists());
+    assert_eq!(
+        run_ok(admin(Tool::Rost, &s, &["finalize-staged"])).trim(),
+        "No staged deployment"
+    );
+    if require_tool("ostree") {
+        assert_eq!(status(Tool::Ostree, &s), status(Tool::Rost, &s));
+    }
 }
