@@ -41,6 +41,7 @@ mod error;
 pub mod fetch;
 pub mod fsck;
 pub mod fsutil;
+pub mod gpg;
 pub mod gvariant;
 pub mod keyfile;
 pub mod objects;

@@ -43,6 +43,10 @@ pub struct PullOptions {
     /// Trusted ed25519 public keys (base64); when set, every pulled commit must
     /// carry a valid signature from one of them.
     pub ed25519_keys: Option<Vec<String>>,
+    /// Keyring every pulled commit must carry a good OpenPGP signature for.
+    pub gpg_keyring: Option<std::path::PathBuf>,
+    /// Also require a good OpenPGP signature on the summary.
+    pub gpg_verify_summary: bool,
 }
 
 /// What a pull did.
@@ -286,8 +290,29 @@ impl Puller<'_> {
 pub fn resolve_remote_refs(
     fetcher: &dyn Fetcher,
     refs: &[String],
+    summary_keyring: Option<&Path>,
 ) -> Result<Vec<(String, Checksum)>> {
     let summary = match fetcher.fetch("summary", MAX_METADATA_SIZE)? {
+        Some(b) if summary_keyring.is_some() => {
+            let sig = fetcher.fetch("summary.sig", MAX_METADATA_SIZE)?;
+            let meta = match sig {
+                Some(sb) => Some(
+                    Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), &sb)
+                        .map_err(|e| Error::Corrupt {
+                            object: "summary.sig".into(),
+                            reason: e.to_string(),
+                        })?,
+                ),
+                None => None,
+            };
+            if let Some(keyring) = summary_keyring {
+                crate::gpg::verify(&b, meta.as_ref(), keyring, "summary")?;
+            }
+            Some(
+                Summary::parse(&b)
+                    .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of("summary"))))?,
+            )
+        }
         Some(b) => Some(
             Summary::parse(&b)
                 .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of("summary"))))?,
@@ -345,6 +370,39 @@ pub fn remote_summary_refs(fetcher: &dyn Fetcher) -> Result<Vec<String>> {
         .collect())
 }
 
+fn parse_detached(c: &Checksum, m: &[u8]) -> Result<Value> {
+    Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m).map_err(|e| {
+        Error::Corrupt {
+            object: format!("{c}.commitmeta"),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Applies the remote's signature policy to a fetched commit.
+fn verify_commit_signatures(
+    repo: &Repo,
+    opts: &PullOptions,
+    c: &Checksum,
+    raw: &[u8],
+    fetched_meta: Option<&[u8]>,
+) -> Result<()> {
+    if opts.ed25519_keys.is_none() && opts.gpg_keyring.is_none() {
+        return Ok(());
+    }
+    let meta = match fetched_meta {
+        Some(m) => Some(parse_detached(c, m)?),
+        None => repo.load_detached_metadata(c)?,
+    };
+    if let Some(keys) = &opts.ed25519_keys {
+        crate::sign::verify_signatures(raw, meta.as_ref(), keys, &format!("commit {c}"))?;
+    }
+    if let Some(keyring) = &opts.gpg_keyring {
+        crate::gpg::verify(raw, meta.as_ref(), keyring, &format!("commit {c}"))?;
+    }
+    Ok(())
+}
+
 fn check_ref_binding(commit: &Commit, c: &Checksum, r: &str) -> Result<()> {
     if Checksum::is_valid_hex(r) {
         return Ok(());
@@ -367,7 +425,12 @@ pub fn pull_from(
     refs: &[String],
     opts: &PullOptions,
 ) -> Result<PullReport> {
-    let targets = resolve_remote_refs(fetcher, refs)?;
+    let summary_keyring = if opts.gpg_verify_summary {
+        opts.gpg_keyring.as_deref()
+    } else {
+        None
+    };
+    let targets = resolve_remote_refs(fetcher, refs, summary_keyring)?;
     let mut p = Puller {
         repo,
         fetcher,
@@ -409,24 +472,7 @@ pub fn pull_from(
             let commit = Commit::parse(&raw, &cc.to_hex())?;
             if first {
                 check_ref_binding(&commit, &cc, r)?;
-                if let Some(keys) = &opts.ed25519_keys {
-                    let meta_v = match &meta {
-                        Some(m) => Some(
-                            Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m)
-                                .map_err(|e| Error::Corrupt {
-                                    object: format!("{cc}.commitmeta"),
-                                    reason: e.to_string(),
-                                })?,
-                        ),
-                        None => repo.load_detached_metadata(&cc)?,
-                    };
-                    crate::sign::verify_signatures(
-                        &raw,
-                        meta_v.as_ref(),
-                        keys,
-                        &format!("commit {cc}"),
-                    )?;
-                }
+                verify_commit_signatures(repo, opts, &cc, &raw, meta.as_deref())?;
             }
             if !opts.commit_metadata_only && !opts.dry_run {
                 p.pull_tree(&commit)?;
@@ -503,13 +549,11 @@ pub fn pull_from(
 /// Pulls from a configured remote.
 pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> Result<PullReport> {
     let r = crate::remote::get_remote(repo, remote)?;
-    if r.gpg_verify {
-        return Err(Error::Other(format!(
-            "remote \"{remote}\" requires GPG verification, which rost does not implement yet; \
-             add it with --no-gpg-verify (or set gpg-verify=false)"
-        )));
-    }
     let mut opts = opts.clone();
+    if r.gpg_verify {
+        opts.gpg_keyring = Some(crate::gpg::remote_keyring(repo, remote));
+    }
+    opts.gpg_verify_summary = r.gpg_verify_summary;
     if r.sign_verify {
         let mut keys = Vec::new();
         if let Some(k) = r.option("verification-ed25519-key") {

@@ -29,6 +29,7 @@ const REPO_COMMANDS: &[&str] = &[
     "pull",
     "pull-local",
     "sign",
+    "gpg-sign",
 ];
 
 /// Whether argv0's file name is `ostree`.

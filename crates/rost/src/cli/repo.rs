@@ -64,6 +64,21 @@ pub enum RepoCommand {
     PullLocal(PullLocalArgs),
     /// Sign a commit (ed25519), or verify its signatures.
     Sign(SignArgs),
+    /// Sign a commit with GPG (OpenPGP).
+    GpgSign(GpgSignArgs),
+}
+
+/// `gpg-sign`
+#[derive(Debug, Args)]
+pub struct GpgSignArgs {
+    /// GnuPG home directory holding the secret keys.
+    #[arg(long)]
+    gpg_homedir: Option<PathBuf>,
+    /// Commit to sign.
+    commit: String,
+    /// Key ids to sign with.
+    #[arg(required = true)]
+    key_ids: Vec<String>,
 }
 
 /// `sign`
@@ -102,6 +117,12 @@ pub struct SummaryArgs {
     /// Signature type (only ed25519).
     #[arg(long, default_value = "ed25519")]
     sign_type: String,
+    /// Sign the summary with this GPG key id.
+    #[arg(long = "gpg-sign", value_name = "KEY-ID")]
+    gpg_sign: Vec<String>,
+    /// GnuPG home directory for --gpg-sign.
+    #[arg(long)]
+    gpg_homedir: Option<PathBuf>,
 }
 
 /// `remote …`
@@ -118,6 +139,9 @@ pub enum RemoteCommand {
         /// Extra settings (KEY=VALUE).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Import trusted GPG keys from this file into REPO/NAME.trustedkeys.gpg.
+        #[arg(long)]
+        gpg_import: Option<PathBuf>,
         /// Require signatures: ed25519=inline:KEY or ed25519=file:PATH.
         #[arg(long, value_name = "TYPE=inline:KEY|TYPE=file:PATH")]
         sign_verify: Vec<String>,
@@ -673,6 +697,17 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
                 rost_store::summary::update_summary(&mut repo, now)
                     .with_context(|| format!("updating the summary of {}", path.display()))?;
+                if !a.gpg_sign.is_empty() {
+                    let summary = std::fs::read(path.join("summary"))?;
+                    let sig = rost_store::gpg::sign_summary(
+                        &summary,
+                        &a.gpg_sign,
+                        a.gpg_homedir.as_deref(),
+                    )?;
+                    std::fs::write(path.join("summary.sig"), sig).with_context(|| {
+                        format!("writing {}", path.join("summary.sig").display())
+                    })?;
+                }
                 if !a.sign.is_empty() {
                     if a.sign_type != "ed25519" {
                         bail!("--sign-type={}: only ed25519 is supported", a.sign_type);
@@ -705,6 +740,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     no_gpg_verify,
                     if_not_exists,
                     set,
+                    gpg_import,
                     sign_verify,
                     name,
                     url,
@@ -745,6 +781,9 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                         opts.push((k.to_owned(), v.to_owned()));
                     }
                     rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_not_exists)?;
+                    if let Some(f) = &gpg_import {
+                        rost_store::gpg::import_keys(&repo, &name, f)?;
+                    }
                 }
                 RemoteCommand::Delete { if_exists, name } => {
                     rost_store::remote::delete_remote(&mut repo, &name, if_exists)?;
@@ -786,7 +825,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 commit_metadata_only: a.commit_metadata_only,
                 mirror: a.mirror,
                 dry_run: a.dry_run,
-                ed25519_keys: None,
+                ..Default::default()
             };
             let _ = a.disable_static_deltas;
             let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts)
@@ -835,6 +874,12 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 rost_store::sign::sign_commit(&repo, &c, &keys)
                     .with_context(|| format!("signing commit {c}"))?;
             }
+        }
+        RepoCommand::GpgSign(a) => {
+            let repo = open(&path)?;
+            let c = repo.resolve_commit(&a.commit)?;
+            rost_store::gpg::sign_commit(&repo, &c, &a.key_ids, a.gpg_homedir.as_deref())
+                .with_context(|| format!("signing commit {c}"))?;
         }
         RepoCommand::Prune(a) => {
             let repo = open(&path)?;

@@ -468,3 +468,197 @@ fn ed25519_signed_pulls() {
     let out = run_fail(rrepo(&c, &["pull", "origin", "b"]));
     assert_failed_cleanly(&c, &out, &[&commit]);
 }
+
+struct GpgHome {
+    dir: PathBuf,
+    key: String,
+    pubkey: PathBuf,
+}
+
+impl GpgHome {
+    fn new(parent: &Path, name: &str) -> GpgHome {
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let gpg = |args: &[&str]| {
+            let mut c = Command::new("gpg");
+            c.arg("--homedir")
+                .arg(&dir)
+                .args(["--batch", "--no-tty"])
+                .args(args);
+            c
+        };
+        run_ok(gpg(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            &format!("rost {name} <{name}@example.com>"),
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+        let colons = run_ok(gpg(&["--list-keys", "--with-colons"]));
+        let key = colons
+            .lines()
+            .find(|l| l.starts_with("fpr:"))
+            .unwrap()
+            .split(':')
+            .nth(9)
+            .unwrap()
+            .to_owned();
+        let pubkey = parent.join(format!("{name}.pub.gpg"));
+        let out = gpg(&["--export", &key]).output().unwrap();
+        std::fs::write(&pubkey, out.stdout).unwrap();
+        GpgHome { dir, key, pubkey }
+    }
+}
+
+impl Drop for GpgHome {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.dir)
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
+/// OpenPGP: ostree pulls a rost-signed repo with gpg-verify (commit and
+/// summary) from nginx, and rost pulls an ostree-signed one; a wrong key is refused.
+#[test]
+fn interop_gpg_signed_pulls_both_ways() {
+    if !require_tool("ostree")
+        || !require_tool("nginx")
+        || !require_tool("gpg")
+        || !require_tool("gpgv")
+    {
+        return;
+    }
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    build_fixture(&tree, false);
+    let good = GpgHome::new(tmp.path(), "good");
+    let other = GpgHome::new(tmp.path(), "other");
+    let home = good.dir.to_str().unwrap();
+
+    // rost signs; the real ostree verifies.
+    let served = tmp.path().join("served-rost");
+    run_ok(rrepo(&served, &["init", "--mode", "archive"]));
+    let c = run_ok(rrepo(
+        &served,
+        &["commit", "-b", "b", tree.to_str().unwrap()],
+    ))
+    .trim()
+    .to_owned();
+    run_ok(rrepo(
+        &served,
+        &["gpg-sign", "--gpg-homedir", home, &c, &good.key],
+    ));
+    run_ok(rrepo(
+        &served,
+        &[
+            "summary",
+            "-u",
+            "--gpg-sign",
+            &good.key,
+            "--gpg-homedir",
+            home,
+        ],
+    ));
+    let nginx = Nginx::start(&served, tmp.path());
+    let oc = tmp.path().join("ostree-client");
+    run_ok(ostree(&oc, &["init", "--mode=bare-user"]));
+    let import = format!("--gpg-import={}", good.pubkey.display());
+    run_ok(ostree(
+        &oc,
+        &[
+            "remote",
+            "add",
+            &import,
+            "--set=gpg-verify-summary=true",
+            "origin",
+            &nginx.url,
+        ],
+    ));
+    run_ok(ostree(&oc, &["pull", "origin", "b"]));
+    run_ok(ostree(&oc, &["fsck"]));
+    let oc2 = tmp.path().join("ostree-client-wrongkey");
+    run_ok(ostree(&oc2, &["init", "--mode=bare-user"]));
+    let import2 = format!("--gpg-import={}", other.pubkey.display());
+    run_ok(ostree(
+        &oc2,
+        &["remote", "add", &import2, "origin", &nginx.url],
+    ));
+    assert!(
+        !ostree(&oc2, &["pull", "origin", "b"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    drop(nginx);
+
+    // ostree signs; rost verifies.
+    let served = tmp.path().join("served-ostree");
+    run_ok(ostree(&served, &["init", "--mode=archive"]));
+    let c = run_ok(ostree(
+        &served,
+        &["commit", "-b", "b", tree.to_str().unwrap()],
+    ))
+    .trim()
+    .to_owned();
+    run_ok(ostree(
+        &served,
+        &["gpg-sign", &format!("--gpg-homedir={home}"), &c, &good.key],
+    ));
+    run_ok(ostree(
+        &served,
+        &[
+            "summary",
+            "-u",
+            &format!("--gpg-sign={}", good.key),
+            &format!("--gpg-homedir={home}"),
+        ],
+    ));
+    let nginx = Nginx::start(&served, tmp.path());
+    let rc = tmp.path().join("rost-client");
+    run_ok(rrepo(&rc, &["init", "--mode", "bare-user"]));
+    let pubkey = good.pubkey.to_str().unwrap();
+    run_ok(rrepo(
+        &rc,
+        &[
+            "remote",
+            "add",
+            "--gpg-import",
+            pubkey,
+            "--set",
+            "gpg-verify-summary=true",
+            "origin",
+            &nginx.url,
+        ],
+    ));
+    run_ok(rrepo(&rc, &["pull", "origin", "b"]));
+    run_ok(rrepo(&rc, &["fsck"]));
+    let rc2 = tmp.path().join("rost-client-wrongkey");
+    run_ok(rrepo(&rc2, &["init", "--mode", "bare-user"]));
+    run_ok(rrepo(
+        &rc2,
+        &[
+            "remote",
+            "add",
+            "--gpg-import",
+            other.pubkey.to_str().unwrap(),
+            "origin",
+            &nginx.url,
+        ],
+    ));
+    let out = run_fail(rrepo(&rc2, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&rc2, &out, &[&c, "no valid GPG signature"]);
+    // No keyring at all: the default gpg-verify=true refuses too.
+    let rc3 = tmp.path().join("rost-client-nokeys");
+    run_ok(rrepo(&rc3, &["init", "--mode", "bare-user"]));
+    run_ok(rrepo(&rc3, &["remote", "add", "origin", &nginx.url]));
+    let out = run_fail(rrepo(&rc3, &["pull", "origin", "b"]));
+    assert_failed_cleanly(&rc3, &out, &["GPG verification enabled"]);
+}
