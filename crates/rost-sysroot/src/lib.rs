@@ -42,6 +42,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bls;
+mod checkout;
 mod error;
 pub mod etc_merge;
 mod fsx;

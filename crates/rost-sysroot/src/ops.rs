@@ -4,7 +4,6 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use rost_store::checkout::{CheckoutOptions, checkout};
 use rost_store::fsutil;
 use rost_store::keyfile::KeyFile;
 use rost_store::{Repo, RepoMode};
@@ -349,11 +348,12 @@ impl Sysroot {
 
     /// Checks the commit out; a tree with `/etc` and no `usr/etc` gets it moved.
     fn checkout_tree(&self, csum: &rost_store::Checksum, dpath: &Path) -> Result<()> {
-        checkout(
+        crate::checkout::checkout_deployment(
             &self.repo,
             csum,
+            self.dfd(),
+            dpath,
             &self.path.join(dpath),
-            &CheckoutOptions::default(),
         )?;
         let dfd = fsx::open_dir(self.dfd(), dpath)?;
         let has_etc = fsx::exists(dfd.as_fd(), Path::new("etc"))?;

@@ -74,6 +74,8 @@ fn make_tree(dir: &Path, kernel: &str, etc: &[(&str, &str)]) {
         "ID=testos\nPRETTY_NAME=\"Test OS\"\n",
     );
     write(&dir.join("usr/bin/tool"), "#!/bin/sh\n");
+    write(&dir.join("usr/share/empty"), "");
+    let _ = std::os::unix::fs::symlink("os-release", dir.join("usr/lib/link"));
     std::fs::create_dir_all(dir.join("usr/etc")).unwrap();
     for (p, c) in etc {
         write(&dir.join("usr/etc").join(p), c);
@@ -218,7 +220,7 @@ fn sysroot_state(tool: Tool, s: &Path) -> Vec<String> {
             if n.ends_with(".origin") {
                 out.push(std::fs::read_to_string(dd.join(&n)).unwrap());
             } else {
-                out.extend(manifest(&dd.join(&n).join("etc")));
+                out.extend(manifest(&dd.join(&n)));
             }
         }
     }
@@ -417,6 +419,24 @@ fn interop_admin_sequence_matches_ostree() {
     assert_same_state("deploy after unpin drops old", &so, &sr);
     both(&so, &sr, &["cleanup"]);
     assert_same_state("cleanup", &so, &sr);
+    both(
+        &so,
+        &sr,
+        &[
+            "set-origin",
+            "--index=1",
+            "--set=gpg-verify=false",
+            "foo",
+            "http://example.com",
+            "test/y",
+        ],
+    );
+    assert_same_state("set-origin", &so, &sr);
+    assert_eq!(
+        std::fs::read_to_string(so.join("ostree/repo/config")).unwrap(),
+        std::fs::read_to_string(sr.join("ostree/repo/config")).unwrap(),
+        "repo config after set-origin"
+    );
 }
 
 /// Acceptance 1: each tool deploys onto the other's sysroot; statuses agree.
