@@ -284,6 +284,7 @@ fn json_to_gvariant(v: &serde_json::Value) -> Option<Value> {
 
 /// Runs `compose tree`.
 pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
+    let t0 = std::time::Instant::now();
     let loaded = treefile::load_treefile(&opts.treefile, &opts.basearch)?;
     let tf = &loaded.treefile;
     let flat = serde_json::to_value(tf).map_err(|e| Error::Invalid { msg: e.to_string() })?;
@@ -347,6 +348,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         return Ok(Outcome::DryRun(nevras));
     }
 
+    tracing::info!("resolved after {:?}", t0.elapsed());
     let import_opts = ImportOptions {
         documentation: tf.documentation.unwrap_or(true),
         install_langs: tf.install_langs.clone().unwrap_or_default(),
@@ -442,6 +444,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         Some(&cachedir.join("packages")),
         &reporter,
     )?;
+    tracing::info!("downloaded after {:?}", t0.elapsed());
     let imported = commits.iter().filter(|c| c.is_none()).count();
     let reused = pkgs.len() - imported;
     let pkg_commits: Vec<Checksum> = {
@@ -453,18 +456,13 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
                 Some(c) => Ok(c),
                 None => {
                     tracing::info!("importing {}", pkgs[i].nevra());
-                    import::import_rpm(
-                        &pkgcache,
-                        &paths[i],
-                        &repodata[i],
-                        &import_opts,
-                        workdir.path(),
-                    )
+                    import::import_rpm(&pkgcache, &paths[i], &repodata[i], &import_opts)
                 }
             })
             .collect::<Result<_>>()?
     };
 
+    tracing::info!("imported after {:?}", t0.elapsed());
     // Assemble in dependency order; refuse conflicting files.
     let order = install_order(&pkgs);
     let mut owners: HashMap<String, (Checksum, usize)> = HashMap::new();
@@ -531,6 +529,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
             }
         }
     }
+    tracing::info!("conflict check after {:?}", t0.elapsed());
     let rootfs = workdir.path().join("rootfs");
     for &i in &order {
         checkout(
@@ -544,6 +543,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
             },
         )?;
     }
+    tracing::info!("checkout after {:?}", t0.elapsed());
     postprocess::break_hardlinks_under(&rootfs.join("usr/etc"))?;
 
     // Scriptlets, with etc/ where scripts expect it.
@@ -581,6 +581,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
             }
         }
     }
+    tracing::info!("scriptlets after {:?}", t0.elapsed());
     let pkg_files: BTreeMap<String, Vec<String>> = headers
         .iter()
         .map(|h| {
@@ -648,8 +649,10 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         .map_err(|e| Error::io("writing", &tj, e))?;
     let mut rpm_paths: Vec<PathBuf> = order.iter().map(|&i| paths[i].clone()).collect();
     rpm_paths.dedup();
+    tracing::info!("postprocess after {:?}", t0.elapsed());
     rpmdb::write_rpmdb(&rootfs, &rpm_paths, opts.source_date_epoch)?;
 
+    tracing::info!("rpmdb after {:?}", t0.elapsed());
     // Commit.
     let (users, groups) = postprocess::load_ids(&rootfs);
     let mut metadata: BTreeMap<String, Value> = BTreeMap::new();
@@ -750,6 +753,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         root_tree,
         root_meta,
     };
+    tracing::info!("tree written after {:?}", t0.elapsed());
     let csum = tx.write_metadata(ObjectType::Commit, &commit.to_bytes())?;
     if opts.write_commitid_to.is_none() {
         tx.set_ref(spec, Some(csum));

@@ -246,15 +246,10 @@ pub fn import_rpm(
     rpm_path: &Path,
     repodata: &str,
     opts: &ImportOptions,
-    workdir: &Path,
 ) -> Result<Checksum> {
     let pkg = rost_rpm::load_package(rpm_path)?;
     let h = &pkg.header;
     let nevra = h.nevra();
-    let tmp =
-        tempfile::tempdir_in(workdir).map_err(|e| Error::io("creating temp dir in", workdir, e))?;
-    let ex = tmp.path().join("x");
-    rost_rpm::payload::extract_payload(&pkg, &ex)?;
 
     let mut root = MemDir {
         meta: Some(default_dirmeta()),
@@ -263,6 +258,8 @@ pub fn import_rpm(
     let mut nonroot: Vec<(String, String, String)> = Vec::new();
     let mut tmpfiles: Vec<String> = Vec::new();
     let tx = repo.begin()?;
+    let mut regular: std::collections::HashMap<&str, (String, FileHeader)> =
+        std::collections::HashMap::new();
     for f in h.files.iter().filter(|f| keep_file(f, opts)) {
         let dest = translate(&f.path, f.is_dir(), f.is_symlink());
         let owner = |u: &str| {
@@ -324,21 +321,31 @@ pub fn import_rpm(
             },
             xattrs: Vec::new(),
         };
-        let csum = if f.is_symlink() {
-            tx.write_content(&header, ContentSource::Bytes(&[]))?
+        if f.is_symlink() {
+            let csum = tx.write_content(&header, ContentSource::Bytes(&[]))?;
+            root.insert_file(&rel, csum);
         } else if f.is_regular() {
-            let src = ex.join(f.path.trim_start_matches('/'));
-            let file = std::fs::File::open(&src).map_err(|e| Error::io("opening", &src, e))?;
-            let size = file
-                .metadata()
-                .map_err(|e| Error::io("stat", &src, e))?
-                .len();
-            tx.write_content(&header, ContentSource::File(file, size))?
+            regular.insert(f.path.as_str(), (rel, header));
         } else {
             tracing::warn!("{nevra}: skipping special file {}", f.path);
-            continue;
-        };
-        root.insert_file(&rel, csum);
+        }
+    }
+    // Contents straight from the (verified) payload into the repo.
+    let mut failed: Option<Error> = None;
+    rost_rpm::payload_stream::for_each_regular_file(&pkg, |info, content| {
+        if failed.is_some() {
+            return Ok(());
+        }
+        if let Some((rel, header)) = regular.get(info.path.as_str()) {
+            match tx.write_content(header, ContentSource::Bytes(content)) {
+                Ok(c) => root.insert_file(rel, c),
+                Err(e) => failed = Some(e.into()),
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if !tmpfiles.is_empty() {
         let mut text = tmpfiles.join("\n");

@@ -28,6 +28,7 @@ pub mod evr;
 pub mod header;
 pub mod metadata;
 pub mod payload;
+pub mod payload_stream;
 pub mod repofile;
 pub mod repomd;
 pub mod richdep;
