@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 use crate::error::IoContext;
 use crate::fsutil;
@@ -66,33 +67,41 @@ pub struct CommitResult {
     pub stats: TransactionStats,
 }
 
-struct FileEntry {
-    dir: Arc<OwnedFd>,
-    name: String,
-    rel: PathBuf,
-    header: FileHeader,
-    size: u64,
-    devino: (u64, u64),
+/// A stored directory entry.
+enum Child {
+    /// A content object.
+    File(Checksum),
+    /// A subdirectory: (dirtree, dirmeta).
+    Dir(Checksum, Checksum),
 }
 
-enum Node {
-    File(usize),
-    Dir(Box<DirNode>),
+/// What storing a directory entry gave.
+enum Visit {
+    /// The entry is stored.
+    Done(Child),
+    /// The entry is a directory, opened, with its status: walk it next.
+    Dir(OwnedFd, Stat),
 }
 
-struct DirNode {
-    meta: DirMeta,
-    children: Vec<(String, Node)>,
-}
+/// Directories deeper than this are walked by [`Walker::write_dir_deep`]:
+/// parallel recursion puts a few KiB per level on a worker's (2 MiB) stack.
+const MAX_PARALLEL_DEPTH: usize = 64;
 
-struct Scanner<'a> {
+/// Walks a source tree and stores it: every directory lists its entries and
+/// stores them in parallel (subdirectories recursively, so reading, hashing
+/// and writing overlap across the whole tree), then writes its own dirtree
+/// and dirmeta. Checksums depend only on the tree: entries are sorted by
+/// name before the dirtree is serialized.
+struct Walker<'a, 'r> {
+    tx: &'a Transaction<'r>,
     opts: &'a CommitOptions,
     mode: RepoMode,
-    files: Vec<FileEntry>,
-    root: PathBuf,
+    root: &'a Path,
+    /// Objects of inodes with several links, so hardlinks are stored once.
+    links: Mutex<HashMap<(u64, u64), Checksum>>,
 }
 
-impl Scanner<'_> {
+impl Walker<'_, '_> {
     fn canonical(&self) -> bool {
         self.opts.canonical_permissions || self.mode == RepoMode::BareUserOnly
     }
@@ -113,150 +122,272 @@ impl Scanner<'_> {
         )
     }
 
-    fn xattrs(&self, dir: &OwnedFd, name: &OsStr, rel: &Path) -> Result<Xattrs> {
-        if self.opts.no_xattrs || self.mode == RepoMode::BareUserOnly {
+    fn wants_xattrs(&self) -> bool {
+        !(self.opts.no_xattrs || self.mode == RepoMode::BareUserOnly)
+    }
+
+    /// Xattrs of an open file or directory.
+    fn xattrs_fd(&self, fd: BorrowedFd<'_>, rel: &Path) -> Result<Xattrs> {
+        if !self.wants_xattrs() {
             return Ok(Vec::new());
         }
-        fsutil::read_xattrs_path(&fsutil::proc_path(dir.as_fd(), name))
-            .ctx("reading xattrs of", self.root.join(rel))
+        fsutil::read_xattrs_fd(fd).ctx("reading xattrs of", self.root.join(rel))
     }
 
-    fn scan_dir(&mut self, dir: Arc<OwnedFd>, rel: &Path, meta: DirMeta) -> Result<DirNode> {
+    /// Reads a directory's dirmeta and its entries, sorted by name.
+    fn open_dir(
+        &self,
+        dir: &OwnedFd,
+        rel: &Path,
+        st: &Stat,
+    ) -> Result<(DirMeta, Vec<fsutil::Entry>)> {
+        let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+        let meta = DirMeta {
+            uid,
+            gid,
+            mode,
+            xattrs: self.xattrs_fd(dir.as_fd(), rel)?,
+        };
         let mut entries = fsutil::list_dir(dir.as_fd()).ctx("listing", self.root.join(rel))?;
         entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        let mut children = Vec::with_capacity(entries.len());
-        for e in entries {
-            let crel = rel.join(&e.name);
-            let name = e
-                .name
-                .to_str()
-                .ok_or_else(|| Error::Unsupported {
-                    path: self.root.join(&crel),
-                    reason: "file name is not valid UTF-8".into(),
-                })?
-                .to_owned();
-            let st = rustix::fs::statat(&*dir, &e.name, AtFlags::SYMLINK_NOFOLLOW)
-                .ctx("stat", self.root.join(&crel))?;
-            let ft = FileType::from_raw_mode(st.st_mode);
-            match ft {
-                FileType::Directory => {
-                    let sub = fsutil::open_dir_at(dir.as_fd(), Path::new(&e.name))
-                        .ctx("opening", self.root.join(&crel))?;
-                    let sub = Arc::new(sub);
-                    let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
-                    let xattrs = self.xattrs(&sub, OsStr::new("."), &crel)?;
-                    let node = self.scan_dir(
-                        sub,
-                        &crel,
-                        DirMeta {
-                            uid,
-                            gid,
-                            mode,
-                            xattrs,
-                        },
-                    )?;
-                    children.push((name, Node::Dir(Box::new(node))));
-                }
-                FileType::RegularFile | FileType::Symlink => {
-                    let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
-                    let symlink_target = if ft == FileType::Symlink {
-                        let t = rustix::fs::readlinkat(&*dir, &e.name, Vec::new())
-                            .ctx("readlink", self.root.join(&crel))?;
-                        String::from_utf8(t.into_bytes()).map_err(|_| Error::Unsupported {
-                            path: self.root.join(&crel),
-                            reason: "symlink target is not valid UTF-8".into(),
-                        })?
-                    } else {
-                        String::new()
-                    };
-                    let xattrs = self.xattrs(&dir, &e.name, &crel)?;
-                    self.files.push(FileEntry {
-                        dir: dir.clone(),
-                        name: name.clone(),
-                        rel: crel,
-                        header: FileHeader {
-                            uid,
-                            gid,
-                            mode,
-                            symlink_target,
-                            xattrs,
-                        },
-                        size: if ft == FileType::Symlink {
-                            0
-                        } else {
-                            st.st_size as u64
-                        },
-                        devino: (st.st_dev, st.st_ino),
-                    });
-                    children.push((name, Node::File(self.files.len() - 1)));
-                }
-                other => {
-                    let what = match other {
-                        FileType::Socket => "a socket",
-                        FileType::Fifo => "a FIFO",
-                        FileType::CharacterDevice => "a character device",
-                        FileType::BlockDevice => "a block device",
-                        _ => "an unsupported file type",
-                    };
-                    return Err(Error::Unsupported {
-                        path: self.root.join(&crel),
-                        reason: format!(
-                            "is {what}; only regular files, symlinks and directories can be committed"
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(DirNode { meta, children })
+        Ok((meta, entries))
     }
-}
 
-fn write_file_entry(tx: &Transaction<'_>, f: &FileEntry, root: &Path) -> Result<Checksum> {
-    if f.header.is_symlink() {
-        return tx.write_content(&f.header, ContentSource::Bytes(&[]));
+    /// An entry's name as stored (UTF-8 only).
+    fn entry_name(&self, e: &fsutil::Entry, crel: &Path) -> Result<String> {
+        e.name
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Unsupported {
+                path: self.root.join(crel),
+                reason: "file name is not valid UTF-8".into(),
+            })
     }
-    let fd = rustix::fs::openat(
-        &*f.dir,
-        f.name.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    )
-    .ctx("opening", root.join(&f.rel))?;
-    tx.write_content(&f.header, ContentSource::File(File::from(fd), f.size))
-        .map_err(|e| match e {
-            Error::Other(reason) => Error::Unsupported {
-                path: root.join(&f.rel),
-                reason,
-            },
-            e => e,
-        })
-}
 
-fn write_dir(
-    tx: &Transaction<'_>,
-    node: &DirNode,
-    sums: &[Checksum],
-) -> Result<(Checksum, Checksum)> {
-    let mut tree = DirTree::default();
-    for (name, child) in &node.children {
-        match child {
-            Node::File(i) => tree.files.push(TreeFile {
-                name: name.clone(),
-                checksum: sums[*i],
-            }),
-            Node::Dir(d) => {
-                let (t, m) = write_dir(tx, d, sums)?;
-                tree.dirs.push(TreeDir {
-                    name: name.clone(),
+    /// Writes the dirtree of `children` (in any order) and `meta`.
+    fn finish_dir(&self, children: Vec<(String, Child)>, meta: &DirMeta) -> Result<Child> {
+        let mut tree = DirTree::default();
+        for (name, child) in children {
+            match child {
+                Child::File(checksum) => tree.files.push(TreeFile { name, checksum }),
+                Child::Dir(t, m) => tree.dirs.push(TreeDir {
+                    name,
                     tree: t,
                     meta: m,
-                });
+                }),
+            }
+        }
+        let t = self
+            .tx
+            .write_metadata(ObjectType::DirTree, &tree.to_bytes())?;
+        let m = self
+            .tx
+            .write_metadata(ObjectType::DirMeta, &meta.to_bytes())?;
+        Ok(Child::Dir(t, m))
+    }
+
+    /// Stores the directory open as `dir` (status `st`, `depth` levels below
+    /// the root), its entries in parallel.
+    fn write_dir(&self, dir: &OwnedFd, rel: &Path, st: &Stat, depth: usize) -> Result<Child> {
+        if depth >= MAX_PARALLEL_DEPTH {
+            return self.write_dir_deep(dir, rel, st);
+        }
+        let (meta, entries) = self.open_dir(dir, rel, st)?;
+        let children = entries
+            .into_par_iter()
+            .map(|e| {
+                let crel = rel.join(&e.name);
+                let name = self.entry_name(&e, &crel)?;
+                let child = match self.write_entry(dir, &crel, &e)? {
+                    Visit::Done(c) => c,
+                    Visit::Dir(fd, st) => self.write_dir(&fd, &crel, &st, depth + 1)?,
+                };
+                Ok((name, child))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.finish_dir(children, &meta)
+    }
+
+    /// Like [`Self::write_dir`], sequentially and with a heap stack instead
+    /// of recursion, so that however deep the tree, no thread stack overflows.
+    fn write_dir_deep(&self, dir: &OwnedFd, rel: &Path, st: &Stat) -> Result<Child> {
+        struct Frame {
+            fd: Option<OwnedFd>,
+            rel: std::path::PathBuf,
+            name: String,
+            meta: DirMeta,
+            entries: std::vec::IntoIter<fsutil::Entry>,
+            children: Vec<(String, Child)>,
+        }
+        let (meta, entries) = self.open_dir(dir, rel, st)?;
+        let mut stack = vec![Frame {
+            fd: None,
+            rel: rel.to_owned(),
+            name: String::new(),
+            meta,
+            entries: entries.into_iter(),
+            children: Vec::new(),
+        }];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return Err(Error::Other("directory walk stack is empty".into()));
+            };
+            if let Some(e) = top.entries.next() {
+                let crel = top.rel.join(&e.name);
+                let name = self.entry_name(&e, &crel)?;
+                let parent = top.fd.as_ref().unwrap_or(dir);
+                match self.write_entry(parent, &crel, &e)? {
+                    Visit::Done(c) => top.children.push((name, c)),
+                    Visit::Dir(fd, st) => {
+                        let (meta, entries) = self.open_dir(&fd, &crel, &st)?;
+                        stack.push(Frame {
+                            fd: Some(fd),
+                            rel: crel,
+                            name,
+                            meta,
+                            entries: entries.into_iter(),
+                            children: Vec::new(),
+                        });
+                    }
+                }
+                continue;
+            }
+            let Some(done) = stack.pop() else {
+                return Err(Error::Other("directory walk stack is empty".into()));
+            };
+            let child = self.finish_dir(done.children, &done.meta)?;
+            match stack.last_mut() {
+                Some(parent) => parent.children.push((done.name, child)),
+                None => return Ok(child),
             }
         }
     }
-    let t = tx.write_metadata(ObjectType::DirTree, &tree.to_bytes())?;
-    let m = tx.write_metadata(ObjectType::DirMeta, &node.meta.to_bytes())?;
-    Ok((t, m))
+
+    /// Stores one directory entry. Regular files and directories (by
+    /// `d_type`) are opened first and examined through the fd, so what is
+    /// read is what was examined; anything else is looked at with `lstat`.
+    fn write_entry(&self, dir: &OwnedFd, rel: &Path, e: &fsutil::Entry) -> Result<Visit> {
+        let name = e.name.as_os_str();
+        let path = || self.root.join(rel);
+        let extra = match e.file_type {
+            FileType::Directory => Some(OFlags::DIRECTORY),
+            FileType::RegularFile => Some(OFlags::empty()),
+            _ => None,
+        };
+        if let Some(extra) = extra {
+            // NONBLOCK: a FIFO swapped in since the listing must not hang us.
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+            match rustix::fs::openat(dir, name, flags | extra, Mode::empty()) {
+                Ok(fd) => return self.write_opened(fd, rel),
+                // Replaced by a symlink (or a non-directory) meanwhile: look again.
+                Err(Errno::LOOP | Errno::NOTDIR) => {}
+                Err(err) => return Err(err).ctx("opening", path()),
+            }
+        }
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ctx("stat", path())?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => Ok(Visit::Done(self.write_symlink(dir, rel, name, &st)?)),
+            FileType::Directory | FileType::RegularFile => {
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+                    Mode::empty(),
+                )
+                .ctx("opening", path())?;
+                self.write_opened(fd, rel)
+            }
+            other => Err(self.unsupported(other, rel)),
+        }
+    }
+
+    fn unsupported(&self, ft: FileType, rel: &Path) -> Error {
+        let what = match ft {
+            FileType::Socket => "a socket",
+            FileType::Fifo => "a FIFO",
+            FileType::CharacterDevice => "a character device",
+            FileType::BlockDevice => "a block device",
+            _ => "an unsupported file type",
+        };
+        Error::Unsupported {
+            path: self.root.join(rel),
+            reason: format!(
+                "is {what}; only regular files, symlinks and directories can be committed"
+            ),
+        }
+    }
+
+    /// Stores an opened regular file, or hands back an opened directory.
+    fn write_opened(&self, fd: OwnedFd, rel: &Path) -> Result<Visit> {
+        let st = rustix::fs::fstat(&fd).ctx("stat", self.root.join(rel))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Ok(Visit::Dir(fd, st)),
+            FileType::RegularFile => {
+                let key = (st.st_dev, st.st_ino);
+                if st.st_nlink > 1 {
+                    if let Some(c) = self.lock_links()?.get(&key) {
+                        return Ok(Visit::Done(Child::File(*c)));
+                    }
+                }
+                let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+                let header = FileHeader {
+                    uid,
+                    gid,
+                    mode,
+                    symlink_target: String::new(),
+                    xattrs: self.xattrs_fd(fd.as_fd(), rel)?,
+                };
+                let size = st.st_size as u64;
+                let csum = self
+                    .tx
+                    .write_content(&header, ContentSource::File(File::from(fd), size))
+                    .map_err(|e| match e {
+                        Error::Other(reason) => Error::Unsupported {
+                            path: self.root.join(rel),
+                            reason,
+                        },
+                        e => e,
+                    })?;
+                if st.st_nlink > 1 {
+                    self.lock_links()?.insert(key, csum);
+                }
+                Ok(Visit::Done(Child::File(csum)))
+            }
+            other => Err(self.unsupported(other, rel)),
+        }
+    }
+
+    fn lock_links(&self) -> Result<std::sync::MutexGuard<'_, HashMap<(u64, u64), Checksum>>> {
+        self.links
+            .lock()
+            .map_err(|_| Error::Other("poisoned lock".into()))
+    }
+
+    fn write_symlink(&self, dir: &OwnedFd, rel: &Path, name: &OsStr, st: &Stat) -> Result<Child> {
+        let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+        let t =
+            rustix::fs::readlinkat(dir, name, Vec::new()).ctx("readlink", self.root.join(rel))?;
+        let symlink_target = String::from_utf8(t.into_bytes()).map_err(|_| Error::Unsupported {
+            path: self.root.join(rel),
+            reason: "symlink target is not valid UTF-8".into(),
+        })?;
+        let xattrs = if self.wants_xattrs() {
+            fsutil::read_xattrs_path(&fsutil::proc_path(dir.as_fd(), name))
+                .ctx("reading xattrs of", self.root.join(rel))?
+        } else {
+            Vec::new()
+        };
+        let header = FileHeader {
+            uid,
+            gid,
+            mode,
+            symlink_target,
+            xattrs,
+        };
+        Ok(Child::File(
+            self.tx.write_content(&header, ContentSource::Bytes(&[]))?,
+        ))
+    }
 }
 
 /// Stages the content of `src` into `tx`; returns (root dirtree, root dirmeta).
@@ -267,47 +398,17 @@ pub fn write_directory(
 ) -> Result<(Checksum, Checksum)> {
     let root_fd = fsutil::open_dir_at(rustix::fs::CWD, src).ctx("opening", src)?;
     let st = rustix::fs::fstat(&root_fd).ctx("stat", src)?;
-    let mut scanner = Scanner {
+    let walker = Walker {
+        tx,
         opts,
         mode: tx.repo().mode(),
-        files: Vec::new(),
-        root: src.to_owned(),
+        root: src,
+        links: Mutex::new(HashMap::new()),
     };
-    let (uid, gid, mode) = scanner.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
-    let root_fd = Arc::new(root_fd);
-    let xattrs = scanner.xattrs(&root_fd, OsStr::new("."), Path::new(""))?;
-    let tree = scanner.scan_dir(
-        root_fd,
-        Path::new(""),
-        DirMeta {
-            uid,
-            gid,
-            mode,
-            xattrs,
-        },
-    )?;
-    let files = scanner.files;
-
-    // Hardlinked sources share one object: hash only the first of each inode.
-    let mut first_of: HashMap<((u64, u64), &FileHeader), usize> = HashMap::new();
-    let leaders: Vec<usize> = (0..files.len())
-        .filter(|&i| {
-            *first_of
-                .entry((files[i].devino, &files[i].header))
-                .or_insert(i)
-                == i
-        })
-        .collect();
-    let leader_sums: Vec<(usize, Checksum)> = leaders
-        .par_iter()
-        .map(|&i| write_file_entry(tx, &files[i], src).map(|c| (i, c)))
-        .collect::<Result<_>>()?;
-    let by_leader: HashMap<usize, Checksum> = leader_sums.into_iter().collect();
-    let sums: Vec<Checksum> = files
-        .iter()
-        .map(|f| by_leader[&first_of[&(f.devino, &f.header)]])
-        .collect();
-    write_dir(tx, &tree, &sums)
+    match walker.write_dir(&root_fd, Path::new(""), &st, 0)? {
+        Child::Dir(t, m) => Ok((t, m)),
+        Child::File(_) => Err(Error::Other("root is not a directory".into())),
+    }
 }
 
 /// Builds the commit metadata a{sv}: user keys first, then ostree's bindings.

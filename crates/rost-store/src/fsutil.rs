@@ -35,12 +35,37 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
 
 /// Reads all xattrs of `path` (without following a final symlink), sorted by name.
 pub fn read_xattrs_path(path: &Path) -> std::io::Result<Xattrs> {
+    read_xattrs_with(
+        |buf| rustix::fs::llistxattr(path, buf),
+        || rustix::fs::llistxattr_query(path),
+        |name, buf| rustix::fs::lgetxattr(path, name, buf),
+        |name| rustix::fs::lgetxattr_query(path, name),
+    )
+}
+
+/// Reads all xattrs of an open file or directory, sorted by name.
+pub fn read_xattrs_fd(fd: BorrowedFd<'_>) -> std::io::Result<Xattrs> {
+    read_xattrs_with(
+        |buf| rustix::fs::flistxattr(fd, buf),
+        || rustix::fs::flistxattr_query(fd),
+        |name, buf| rustix::fs::fgetxattr(fd, name, buf),
+        |name| rustix::fs::fgetxattr_query(fd, name),
+    )
+}
+
+/// The list-then-get loop behind [`read_xattrs_path`] and [`read_xattrs_fd`].
+fn read_xattrs_with(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    list_len: impl Fn() -> rustix::io::Result<usize>,
+    get: impl Fn(&[u8], &mut [u8]) -> rustix::io::Result<usize>,
+    get_len: impl Fn(&[u8]) -> rustix::io::Result<usize>,
+) -> std::io::Result<Xattrs> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
+        match list(&mut names[..]) {
             Ok(n) => break n,
             Err(Errno::RANGE) => {
-                let need = rustix::fs::llistxattr_query(path)?;
+                let need = list_len()?;
                 names.resize(need.max(names.len() * 2), 0);
             }
             Err(Errno::NOTSUP) => return Ok(Vec::new()),
@@ -51,10 +76,10 @@ pub fn read_xattrs_path(path: &Path) -> std::io::Result<Xattrs> {
     for name in names[..len].split(|&c| c == 0).filter(|n| !n.is_empty()) {
         let mut val = vec![0u8; 256];
         let vlen = loop {
-            match rustix::fs::lgetxattr(path, name, &mut val[..]) {
+            match get(name, &mut val[..]) {
                 Ok(n) => break Some(n),
                 Err(Errno::RANGE) => {
-                    let need = rustix::fs::lgetxattr_query(path, name)?;
+                    let need = get_len(name)?;
                     val.resize(need.max(val.len() * 2), 0);
                 }
                 // Removed between list and get: skip it.
