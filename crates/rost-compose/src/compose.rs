@@ -469,7 +469,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     let mut dirmetas: HashMap<String, DirMeta> = HashMap::new();
     let mut nonroot: HashMap<String, (String, String)> = HashMap::new();
     let mut cache_by_devino: HashMap<(u64, u64), Checksum> = HashMap::new();
-    let mut cache_headers: HashMap<Checksum, FileHeader> = HashMap::new();
+    let mut seen_objects: std::collections::HashSet<Checksum> = Default::default();
     for &i in &order {
         let c = pkgcache.load_commit(&pkg_commits[i])?;
         for (p, u, g) in import::nonroot_of(&c) {
@@ -497,19 +497,13 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
                     });
                 }
                 owners.insert(path, (f.checksum, i));
-                if let std::collections::hash_map::Entry::Vacant(e) =
-                    cache_headers.entry(f.checksum)
-                {
-                    let obj = pkgcache.load_file(&f.checksum)?;
-                    if !obj.header.is_symlink() {
-                        let op = pkgcache
-                            .path()
-                            .join(pkgcache.object_path(ObjectType::File, &f.checksum));
-                        if let Ok(st) = std::fs::symlink_metadata(&op) {
-                            cache_by_devino.insert((st.dev(), st.ino()), f.checksum);
-                        }
+                if seen_objects.insert(f.checksum) {
+                    let op = pkgcache
+                        .path()
+                        .join(pkgcache.object_path(ObjectType::File, &f.checksum));
+                    if let Ok(st) = std::fs::symlink_metadata(&op) {
+                        cache_by_devino.insert((st.dev(), st.ino()), f.checksum);
                     }
-                    e.insert(obj.header);
                 }
             }
             for d in &tree.dirs {
@@ -737,13 +731,12 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         nonroot,
         dirmetas,
         cache_by_devino,
-        cache_headers,
         readonly_executables: tf.readonly_executables.unwrap_or(false),
         is_root: rustix::process::geteuid().is_root(),
         damaged: Default::default(),
     };
     let mut tx = repo.begin()?;
-    let (root_tree, root_meta) = write_tree(&tx, &ctx)?;
+    let (root_tree, root_meta) = write_tree(&tx, &pkgcache, &ctx)?;
     let commit = Commit {
         metadata: Value::dict_sv(metadata),
         parent,
@@ -803,7 +796,6 @@ struct TreeCtx {
     nonroot: HashMap<String, (String, String)>,
     dirmetas: HashMap<String, DirMeta>,
     cache_by_devino: HashMap<(u64, u64), Checksum>,
-    cache_headers: HashMap<Checksum, FileHeader>,
     readonly_executables: bool,
     is_root: bool,
     /// Cache objects a script wrote to in place (through the hardlink).
@@ -834,10 +826,21 @@ impl TreeCtx {
 /// A file or symlink to store, found by the scan.
 struct Job {
     path: PathBuf,
-    header: FileHeader,
     size: u64,
-    /// The checksum when the content is known unchanged from the package cache.
-    known: Option<Checksum>,
+    kind: JobKind,
+}
+
+enum JobKind {
+    /// Metadata known from the tree.
+    Fresh(FileHeader),
+    /// An unchanged hardlink to this package-cache object; its header comes
+    /// from the cache (only read when the target repo lacks the object or the
+    /// header changes), with the owner set from the package header.
+    Cached {
+        object: Checksum,
+        owner: (u32, u32),
+        readonly: bool,
+    },
 }
 
 /// The scanned tree: directories with metadata, files as indexes into the jobs.
@@ -863,29 +866,51 @@ impl ScanDir {
 }
 
 /// Scans the tree (one thread), then stores file contents in parallel.
-fn write_tree(tx: &Transaction<'_>, ctx: &TreeCtx) -> Result<(Checksum, Checksum)> {
+fn write_tree(
+    tx: &Transaction<'_>,
+    pkgcache: &Repo,
+    ctx: &TreeCtx,
+) -> Result<(Checksum, Checksum)> {
     use rayon::prelude::*;
     let mut root = ScanDir::default();
     let mut jobs = Vec::new();
     scan(ctx, &ctx.root, "", &mut root, &mut jobs)?;
     let sums: Vec<Checksum> = jobs
         .par_iter()
-        .map(|j| store(tx, j))
+        .map(|j| store(tx, pkgcache, j))
         .collect::<Result<_>>()?;
     root.into_memdir(&sums).write(tx)
 }
 
-fn store(tx: &Transaction<'_>, j: &Job) -> Result<Checksum> {
-    if j.header.is_symlink() {
-        return Ok(tx.write_content(&j.header, ContentSource::Bytes(&[]))?);
-    }
-    if let Some(c) = j.known
-        && tx.repo().has_object(ObjectType::File, &c)?
-    {
-        return Ok(c);
-    }
+fn store(tx: &Transaction<'_>, pkgcache: &Repo, j: &Job) -> Result<Checksum> {
+    let header = match &j.kind {
+        JobKind::Fresh(h) if h.is_symlink() => {
+            return Ok(tx.write_content(h, ContentSource::Bytes(&[]))?);
+        }
+        JobKind::Fresh(h) => h.clone(),
+        JobKind::Cached {
+            object,
+            owner,
+            readonly,
+        } => {
+            // Cache objects are root-owned: unchanged owner, same object.
+            if *owner == (0, 0) && !readonly && tx.repo().has_object(ObjectType::File, object)? {
+                return Ok(*object);
+            }
+            let orig = pkgcache.load_file(object)?.header;
+            let mut h = orig.clone();
+            (h.uid, h.gid) = *owner;
+            if *readonly && h.mode & 0o111 != 0 {
+                h.mode &= !0o222;
+            }
+            if h == orig && tx.repo().has_object(ObjectType::File, object)? {
+                return Ok(*object);
+            }
+            h
+        }
+    };
     let f = std::fs::File::open(&j.path).map_err(|e| Error::io("opening", &j.path, e))?;
-    Ok(tx.write_content(&j.header, ContentSource::File(f, j.size))?)
+    Ok(tx.write_content(&header, ContentSource::File(f, j.size))?)
 }
 
 fn scan(
@@ -932,70 +957,57 @@ fn scan(
             scan(ctx, &path, &crel, sub, jobs)?;
             continue;
         }
-        let job = if ft.is_symlink() {
+        let kind = if ft.is_symlink() {
             let target = std::fs::read_link(&path).map_err(|e| Error::io("readlink", &path, e))?;
             let (uid, gid) = ctx.owner(&crel, st.uid(), st.gid(), false);
-            Job {
-                path,
-                header: FileHeader {
-                    uid,
-                    gid,
-                    mode: 0o120777,
-                    symlink_target: target.to_string_lossy().into_owned(),
-                    xattrs: Vec::new(),
-                },
-                size: 0,
-                known: None,
-            }
+            JobKind::Fresh(FileHeader {
+                uid,
+                gid,
+                mode: 0o120777,
+                symlink_target: target.to_string_lossy().into_owned(),
+                xattrs: Vec::new(),
+            })
         } else if ft.is_file() {
-            let mut cached = ctx.cache_by_devino.get(&(st.dev(), st.ino()));
+            let mut cached = ctx.cache_by_devino.get(&(st.dev(), st.ino())).copied();
             // Objects are stored with mtime 0: a later mtime means a script
             // wrote through the hardlink into the package cache.
             if let Some(c) = cached
                 && st.mtime() != 0
             {
                 tracing::warn!("/{crel} was modified in place; dropping it from the package cache");
-                ctx.damaged.borrow_mut().insert(*c);
+                ctx.damaged.borrow_mut().insert(c);
                 cached = None;
             }
-            let (mut header, mut known) =
-                match cached.and_then(|c| ctx.cache_headers.get(c).map(|h| (c, h))) {
-                    Some((c, h)) => {
-                        let (uid, gid) = ctx.owner(&crel, 0, 0, true);
-                        let mut h = h.clone();
-                        let same = uid == h.uid && gid == h.gid;
-                        h.uid = uid;
-                        h.gid = gid;
-                        (h, same.then_some(*c))
+            match cached {
+                Some(object) => JobKind::Cached {
+                    object,
+                    owner: ctx.owner(&crel, 0, 0, true),
+                    readonly: ctx.readonly_executables,
+                },
+                None => {
+                    let (uid, gid) = ctx.owner(&crel, st.uid(), st.gid(), false);
+                    let mut mode = st.mode();
+                    if ctx.readonly_executables && mode & 0o111 != 0 {
+                        mode &= !0o222;
                     }
-                    None => {
-                        let (uid, gid) = ctx.owner(&crel, st.uid(), st.gid(), false);
-                        (
-                            FileHeader {
-                                uid,
-                                gid,
-                                mode: st.mode(),
-                                symlink_target: String::new(),
-                                xattrs: Vec::new(),
-                            },
-                            None,
-                        )
-                    }
-                };
-            if ctx.readonly_executables && header.mode & 0o111 != 0 && header.mode & 0o222 != 0 {
-                header.mode &= !0o222;
-                known = None;
-            }
-            Job {
-                path,
-                header,
-                size: st.len(),
-                known,
+                    JobKind::Fresh(FileHeader {
+                        uid,
+                        gid,
+                        mode,
+                        symlink_target: String::new(),
+                        xattrs: Vec::new(),
+                    })
+                }
             }
         } else {
             return Err(Error::Invalid {
                 msg: format!("/{crel}: special files cannot be committed"),
             });
+        };
+        let job = Job {
+            path,
+            size: st.len(),
+            kind,
         };
         jobs.push(job);
         node.files.insert(name, jobs.len() - 1);

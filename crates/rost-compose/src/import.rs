@@ -240,6 +240,15 @@ fn keep_file(f: &FileInfo, opts: &ImportOptions) -> bool {
     true
 }
 
+/// Serializes `Repo::begin` across the parallel imports: `begin` cleans up
+/// unlocked staging directories, and another thread's directory is unlocked
+/// between its creation and its `flock` (a race in rost-store's `begin`).
+fn begin_serialized(repo: &Repo) -> Result<Transaction<'_>> {
+    static BEGIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BEGIN.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(repo.begin()?)
+}
+
 /// Imports the RPM at `rpm_path` into `repo` under its package ref; returns the commit.
 pub fn import_rpm(
     repo: &Repo,
@@ -257,7 +266,7 @@ pub fn import_rpm(
     };
     let mut nonroot: Vec<(String, String, String)> = Vec::new();
     let mut tmpfiles: Vec<String> = Vec::new();
-    let tx = repo.begin()?;
+    let tx = begin_serialized(repo)?;
     let mut regular: std::collections::HashMap<&str, (String, FileHeader)> =
         std::collections::HashMap::new();
     for f in h.files.iter().filter(|f| keep_file(f, opts)) {
