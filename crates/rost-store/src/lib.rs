@@ -36,6 +36,7 @@
 pub mod checkout;
 mod checksum;
 pub mod commit;
+pub mod delta;
 pub mod diff;
 mod error;
 pub mod fetch;

@@ -47,6 +47,8 @@ pub struct PullOptions {
     pub gpg_keyring: Option<std::path::PathBuf>,
     /// Also require a good OpenPGP signature on the summary.
     pub gpg_verify_summary: bool,
+    /// Fetch objects even when the remote offers a static delta.
+    pub disable_static_deltas: bool,
 }
 
 /// What a pull did.
@@ -60,6 +62,8 @@ pub struct PullReport {
     pub content_fetched: u64,
     /// Bytes transferred.
     pub bytes_fetched: u64,
+    /// Static deltas used.
+    pub deltas_applied: u64,
 }
 
 fn object_rel(ty: ObjectType, c: &Checksum) -> String {
@@ -228,6 +232,70 @@ impl Puller<'_> {
         })
     }
 
+    /// Fetches and applies a static delta (superblock verified against the summary).
+    fn pull_delta(
+        &mut self,
+        opts: &PullOptions,
+        from: Option<&Checksum>,
+        to: &Checksum,
+        sb_sum: &Checksum,
+    ) -> Result<()> {
+        let dir = crate::delta::delta_dir(from, to);
+        let rel = format!("{dir}/superblock");
+        let b = self.fetch_required(&rel, MAX_METADATA_SIZE)?;
+        let actual = Checksum::of(&b);
+        if actual != *sb_sum {
+            return Err(Error::ChecksumMismatch {
+                object: self.fetcher.url_of(&rel),
+                expected: sb_sum.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        let sb = crate::delta::Superblock::parse(&b)?;
+        if sb.to != *to || sb.from.as_ref() != from {
+            return Err(Error::Corrupt {
+                object: self.fetcher.url_of(&rel),
+                reason: "superblock names other commits".into(),
+            });
+        }
+        if Checksum::of(&sb.commit) != *to {
+            return Err(Error::Corrupt {
+                object: self.fetcher.url_of(&rel),
+                reason: "embedded commit does not match".into(),
+            });
+        }
+        // The signature policy applies to the commit the delta carries.
+        let dm = sb
+            .metadata
+            .lookup(&format!("ostree.commit.detached-metadata-{to}"))
+            .map(Value::to_bytes);
+        verify_commit_signatures(self.repo, opts, to, &sb.commit, dm.as_deref())?;
+        let fetcher = self.fetcher;
+        let bytes = std::cell::Cell::new(0u64);
+        let read = |part: &str| -> Result<Vec<u8>> {
+            let rel = format!("{dir}/{part}");
+            let b = fetcher
+                .fetch(&rel, crate::delta::MAX_PART_SIZE)?
+                .ok_or_else(|| {
+                    Error::NotFound(format!("{}: not found on the server", fetcher.url_of(&rel)))
+                })?;
+            bytes.set(bytes.get() + b.len() as u64);
+            Ok(b)
+        };
+        let fallback = |c: &Checksum| -> Result<Vec<u8>> {
+            let rel = object_rel(ObjectType::File, c);
+            let b = fetcher.fetch(&rel, MAX_FETCH_SIZE)?.ok_or_else(|| {
+                Error::NotFound(format!("{}: not found on the server", fetcher.url_of(&rel)))
+            })?;
+            bytes.set(bytes.get() + b.len() as u64);
+            Ok(b)
+        };
+        crate::delta::apply(self.repo, &sb, &read, &fallback)?;
+        self.report.bytes_fetched += bytes.get();
+        self.report.deltas_applied += 1;
+        Ok(())
+    }
+
     /// Fetches every object under `commit`'s tree that the repo lacks.
     fn pull_tree(&mut self, commit: &Commit) -> Result<()> {
         let mut frontier: Vec<(Checksum, ObjectType)> = vec![
@@ -285,13 +353,17 @@ impl Puller<'_> {
     }
 }
 
-/// Resolves `refs` against the remote: summary first, then `refs/heads/REF`.
+/// Refs resolved to commits, and the remote's summary if it has one.
+pub type ResolvedRefs = (Vec<(String, Checksum)>, Option<Summary>);
+
+/// Resolves `refs` against the remote (summary first, then `refs/heads/REF`);
+/// returns the summary too when the remote has one.
 /// A 64-hex "ref" is taken as a commit.
 pub fn resolve_remote_refs(
     fetcher: &dyn Fetcher,
     refs: &[String],
     summary_keyring: Option<&Path>,
-) -> Result<Vec<(String, Checksum)>> {
+) -> Result<ResolvedRefs> {
     let summary = match fetcher.fetch("summary", MAX_METADATA_SIZE)? {
         Some(b) if summary_keyring.is_some() => {
             let sig = fetcher.fetch("summary.sig", MAX_METADATA_SIZE)?;
@@ -350,7 +422,7 @@ pub fn resolve_remote_refs(
         })?;
         out.push((r.clone(), c));
     }
-    Ok(out)
+    Ok((out, summary))
 }
 
 /// All refs the remote's summary lists (for a pull with no refs named).
@@ -368,6 +440,42 @@ pub fn remote_summary_refs(fetcher: &dyn Fetcher) -> Result<Vec<String>> {
         .into_iter()
         .map(|r| r.name)
         .collect())
+}
+
+/// `ostree.static-deltas` of a summary: name → superblock sha256.
+fn summary_deltas(s: &Summary) -> std::collections::HashMap<String, Checksum> {
+    let mut out = std::collections::HashMap::new();
+    if let Some(Value::Array(_, items)) = s.metadata.lookup("ostree.static-deltas") {
+        for it in items {
+            if let Value::DictEntry(k, v) = it
+                && let (Some(k), Value::Variant(v)) = (k.as_str(), v.as_ref())
+                && let Value::Bytes(b) = v.as_ref()
+                && let Some(c) = Checksum::from_slice(b)
+            {
+                out.insert(k.to_owned(), c);
+            }
+        }
+    }
+    out
+}
+
+/// The delta to use for reaching `to`: FROM-TO from the commit we have, else
+/// from scratch when we have nothing.
+fn pick_delta(
+    repo: &Repo,
+    deltas: &std::collections::HashMap<String, Checksum>,
+    local: Option<Checksum>,
+    to: &Checksum,
+) -> Result<Option<(Option<Checksum>, Checksum)>> {
+    if repo.has_object(ObjectType::Commit, to)? {
+        return Ok(None);
+    }
+    if let Some(l) = local
+        && repo.has_object(ObjectType::Commit, &l)?
+    {
+        return Ok(deltas.get(&format!("{l}-{to}")).map(|sb| (Some(l), *sb)));
+    }
+    Ok(deltas.get(&to.to_string()).map(|sb| (None, *sb)))
 }
 
 fn parse_detached(c: &Checksum, m: &[u8]) -> Result<Value> {
@@ -430,13 +538,34 @@ pub fn pull_from(
     } else {
         None
     };
-    let targets = resolve_remote_refs(fetcher, refs, summary_keyring)?;
+    let (targets, summary) = resolve_remote_refs(fetcher, refs, summary_keyring)?;
+    let deltas = summary.as_ref().map(summary_deltas).unwrap_or_default();
     let mut p = Puller {
         repo,
         fetcher,
         report: PullReport::default(),
     };
     for (r, c) in &targets {
+        if !opts.disable_static_deltas
+            && !opts.dry_run
+            && !opts.commit_metadata_only
+            && repo.mode() != crate::RepoMode::Archive
+            && !Checksum::is_valid_hex(r)
+        {
+            let local = match remote {
+                Some(rm) => repo.read_ref(&RefSpec {
+                    remote: Some(rm.to_owned()),
+                    name: r.clone(),
+                })?,
+                None => repo.read_ref(&RefSpec {
+                    remote: None,
+                    name: r.clone(),
+                })?,
+            };
+            if let Some((from, sb_sum)) = pick_delta(repo, &deltas, local, c)? {
+                p.pull_delta(opts, from.as_ref(), c, &sb_sum)?;
+            }
+        }
         fsutil::ensure_dir_at(repo.dfd(), Path::new("state"), 0o755).ctx("creating", "state")?;
         if !opts.dry_run {
             fsutil::replace_file_at(

@@ -30,6 +30,7 @@ const REPO_COMMANDS: &[&str] = &[
     "pull-local",
     "sign",
     "gpg-sign",
+    "static-delta",
 ];
 
 /// Whether argv0's file name is `ostree`.

@@ -66,6 +66,55 @@ pub enum RepoCommand {
     Sign(SignArgs),
     /// Sign a commit with GPG (OpenPGP).
     GpgSign(GpgSignArgs),
+    /// Generate, list, show, delete and apply static deltas.
+    #[command(subcommand)]
+    StaticDelta(StaticDeltaCommand),
+}
+
+/// `static-delta …`
+#[derive(Debug, Subcommand)]
+pub enum StaticDeltaCommand {
+    /// List deltas.
+    List,
+    /// Describe a delta (FROM-TO or TO).
+    Show {
+        /// Delta name.
+        delta: String,
+    },
+    /// Delete a delta.
+    Delete {
+        /// Delta name.
+        delta: String,
+    },
+    /// Generate a delta.
+    Generate {
+        /// Source revision (default: the target's parent).
+        #[arg(long)]
+        from: Option<String>,
+        /// Target revision.
+        #[arg(long)]
+        to: String,
+        /// From scratch (no source).
+        #[arg(long)]
+        empty: bool,
+        /// Accepted for compatibility (parts are always separate files).
+        #[arg(long)]
+        inline: bool,
+        /// Objects of at least this many MB go as fallbacks (default 4).
+        #[arg(long, value_name = "MB")]
+        min_fallback_size: Option<u64>,
+        /// Maximum part size in MB (default 32).
+        #[arg(long, value_name = "MB")]
+        max_chunk_size: Option<u64>,
+        /// Never use bsdiff.
+        #[arg(long)]
+        disable_bsdiff: bool,
+    },
+    /// Apply a delta from a local directory (or its superblock file).
+    ApplyOffline {
+        /// Delta directory or superblock path.
+        path: PathBuf,
+    },
 }
 
 /// `gpg-sign`
@@ -193,7 +242,7 @@ pub struct PullArgs {
     /// Resolve and walk, but write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Accepted for compatibility: rost has no static-delta client yet.
+    /// Fetch objects even when the remote offers a static delta.
     #[arg(long)]
     disable_static_deltas: bool,
     /// Remote name (or REMOTE:REF).
@@ -697,6 +746,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
                 rost_store::summary::update_summary(&mut repo, now)
                     .with_context(|| format!("updating the summary of {}", path.display()))?;
+                rost_store::delta::write_indexes(&repo)?;
                 if !a.gpg_sign.is_empty() {
                     let summary = std::fs::read(path.join("summary"))?;
                     let sig = rost_store::gpg::sign_summary(
@@ -825,15 +875,16 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 commit_metadata_only: a.commit_metadata_only,
                 mirror: a.mirror,
                 dry_run: a.dry_run,
+                disable_static_deltas: a.disable_static_deltas,
                 ..Default::default()
             };
-            let _ = a.disable_static_deltas;
             let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts)
                 .with_context(|| format!("pulling from remote {remote}"))?;
             let mut err = std::io::stderr().lock();
             writeln!(
                 err,
-                "{} metadata, {} content objects fetched; {} transferred",
+                "{} delta(s), {} metadata, {} content objects fetched; {} transferred",
+                rep.deltas_applied,
                 rep.metadata_fetched,
                 rep.content_fetched,
                 human_size(rep.bytes_fetched)
@@ -875,6 +926,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     .with_context(|| format!("signing commit {c}"))?;
             }
         }
+        RepoCommand::StaticDelta(cmd) => static_delta(&path, cmd, &mut out)?,
         RepoCommand::GpgSign(a) => {
             let repo = open(&path)?;
             let c = repo.resolve_commit(&a.commit)?;
@@ -949,6 +1001,162 @@ fn format_date(ts: u64) -> String {
     chrono::DateTime::from_timestamp(ts as i64, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000").to_string())
         .unwrap_or_else(|| ts.to_string())
+}
+
+fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Result<()> {
+    use rost_store::delta;
+    let repo = open(path)?;
+    match cmd {
+        StaticDeltaCommand::List => {
+            let deltas = rost_store::summary::list_static_deltas(&repo)?;
+            if deltas.is_empty() {
+                writeln!(out, "(No static deltas)")?;
+            }
+            for name in deltas.keys() {
+                writeln!(out, "{name}")?;
+            }
+        }
+        StaticDeltaCommand::Show { delta: name } => {
+            let (from, to) = delta::parse_delta_name(&name)?;
+            let sb = delta::load_superblock(&repo, from.as_ref(), &to)?;
+            show_delta(&repo, &name, &sb, out)?;
+        }
+        StaticDeltaCommand::Delete { delta: name } => {
+            let (from, to) = delta::parse_delta_name(&name)?;
+            delta::delete(&repo, from.as_ref(), &to)?;
+        }
+        StaticDeltaCommand::Generate {
+            from,
+            to,
+            empty,
+            inline,
+            min_fallback_size,
+            max_chunk_size,
+            disable_bsdiff,
+        } => {
+            let _ = inline;
+            let to_c = repo.resolve_commit(&to)?;
+            let from_c = match (&from, empty) {
+                (_, true) => None,
+                (Some(f), false) => Some(repo.resolve_commit(f)?),
+                (None, false) => Some(repo.load_commit(&to_c)?.parent.ok_or_else(|| {
+                    anyhow!("commit {to_c} has no parent; use --empty or --from")
+                })?),
+            };
+            let mut opts = delta::GenerateOptions::default();
+            if let Some(mb) = min_fallback_size {
+                opts.min_fallback_size = mb * 1024 * 1024;
+            }
+            if let Some(mb) = max_chunk_size {
+                opts.max_chunk_size = mb * 1024 * 1024;
+            }
+            opts.bsdiff = !disable_bsdiff;
+            writeln!(out, "Generating static delta:")?;
+            writeln!(
+                out,
+                "  From: {}",
+                from_c
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "empty".into())
+            )?;
+            writeln!(out, "  To:   {to_c}")?;
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            delta::generate(&repo, from_c.as_ref(), &to_c, opts, now).with_context(|| {
+                format!(
+                    "generating delta {}",
+                    delta::delta_name(from_c.as_ref(), &to_c)
+                )
+            })?;
+        }
+        StaticDeltaCommand::ApplyOffline { path: p } => {
+            delta::apply_offline(&repo, &p).with_context(|| format!("applying {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn show_delta(
+    repo: &Repo,
+    name: &str,
+    sb: &rost_store::delta::Superblock,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let dir = rost_store::delta::delta_dir(sb.from.as_ref(), &sb.to);
+    writeln!(out, "Delta: {name}")?;
+    writeln!(out, "Signed: no")?;
+    match &sb.from {
+        Some(f) => writeln!(out, "From: {f}")?,
+        None => writeln!(out, "From <scratch>")?,
+    }
+    writeln!(out, "To: {}", sb.to)?;
+    let endian = match sb.metadata.lookup("ostree.endianness") {
+        Some(Value::Byte(b'B')) => "big",
+        _ => "little",
+    };
+    writeln!(out, "Endianness: {endian}")?;
+    writeln!(out, "Timestamp: {}", sb.timestamp)?;
+    writeln!(out, "Number of parents: 0")?;
+    writeln!(out, "Number of fallback entries: {}", sb.fallbacks.len())?;
+    let fsize: u64 = sb.fallbacks.iter().map(|f| f.compressed_size).sum();
+    let fusize: u64 = sb.fallbacks.iter().map(|f| f.uncompressed_size).sum();
+    writeln!(out, "Total Fallback Size: {fsize} ({})", human_size(fsize))?;
+    writeln!(
+        out,
+        "Total Fallback Uncompressed Size: {fusize} ({})",
+        human_size(fusize)
+    )?;
+    writeln!(out, "Number of parts: {}", sb.parts.len())?;
+    let (mut total, mut utotal) = (0u64, 0u64);
+    for (i, p) in sb.parts.iter().enumerate() {
+        writeln!(
+            out,
+            "PartMeta{i}: nobjects={} size={} usize={}",
+            p.objects.len(),
+            p.compressed_size,
+            p.uncompressed_size
+        )?;
+        total += p.compressed_size;
+        utotal += p.uncompressed_size;
+        let rel = format!("{dir}/{i}");
+        if let Ok(file) = std::fs::read(repo.path().join(&rel)) {
+            let payload = rost_store::delta::decode_part(p, &file)?;
+            let ty = rost_store::gvariant::Type::parse(rost_store::delta::PART_PAYLOAD_TYPE)?;
+            if let Value::Tuple(m) = Value::from_bytes(&ty, &payload)? {
+                let n = |v: &Value| match v {
+                    Value::Array(_, items) => items.len(),
+                    Value::Bytes(b) => b.len(),
+                    _ => 0,
+                };
+                writeln!(
+                    out,
+                    "PartPayload{i}: nmodes={} nxattrs={} blobsize={} opsize={}",
+                    n(&m[0]),
+                    n(&m[1]),
+                    n(&m[2]),
+                    n(&m[3])
+                )?;
+            }
+        }
+    }
+    writeln!(out, "Total Part Size: {total} ({})", human_size(total))?;
+    writeln!(
+        out,
+        "Total Part Uncompressed Size: {utotal} ({})",
+        human_size(utotal)
+    )?;
+    writeln!(
+        out,
+        "Total Size: {} ({})",
+        total + fsize,
+        human_size(total + fsize)
+    )?;
+    writeln!(
+        out,
+        "Total Uncompressed Size: {} ({})",
+        utotal + fusize,
+        human_size(utotal + fusize)
+    )?;
+    Ok(())
 }
 
 fn format_iso(ts: u64) -> String {
