@@ -51,6 +51,7 @@ pub mod pull;
 pub mod refs;
 pub mod remote;
 mod repo;
+pub mod serve;
 pub mod sign;
 pub mod summary;
 pub mod transaction;

@@ -39,6 +39,19 @@ enum Command {
     Compose(compose::ComposeCommand),
     /// Manage deployments in a sysroot (client side, `ostree admin`).
     Admin(admin::AdminArgs),
+    /// Serve an archive repository over HTTP (quick setups and tests).
+    Serve(ServeArgs),
+}
+
+/// `rost serve`
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Repository to serve.
+    #[arg(long, default_value = ".")]
+    repo: std::path::PathBuf,
+    /// Address to listen on (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
 }
 
 /// Parses `args` as rost's own command line and runs it.
@@ -49,6 +62,24 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         Command::Pkg(cmd) => pkg::run(cmd),
         Command::Compose(cmd) => compose::run(cmd),
         Command::Admin(args) => admin::run(args),
+        Command::Serve(a) => {
+            let repo = rost_store::Repo::open(&a.repo)?;
+            if repo.mode() != rost_store::RepoMode::Archive {
+                anyhow::bail!(
+                    "{}: is a {} repository; only archive repositories can be served",
+                    a.repo.display(),
+                    repo.mode().as_config_str()
+                );
+            }
+            rost_store::serve::serve(&a.repo, &a.addr, &|addr| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Serving {} on http://{addr}",
+                    a.repo.display()
+                );
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -904,3 +904,45 @@ fn walk_dirs(d: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `rost serve` is a working static server: the real ostree pulls from it.
+#[test]
+fn interop_ostree_pulls_from_rost_serve() {
+    if !require_tool("ostree") {
+        return;
+    }
+    use std::io::BufRead;
+    let tmp = tempdir();
+    let (served, _) = serve_fixture(tmp.path());
+    let mut child = rost(&[
+        "serve",
+        "--repo",
+        served.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let oc = tmp.path().join("oc");
+    run_ok(ostree(&oc, &["init", "--mode=bare-user"]));
+    run_ok(ostree(
+        &oc,
+        &["remote", "add", "--no-gpg-verify", "origin", &url],
+    ));
+    let res = ostree(&oc, &["pull", "origin", "b"]).output().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    run_ok(ostree(&oc, &["fsck"]));
+}
