@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -34,6 +34,13 @@ use crate::{Checksum, Error, ObjectType, Repo, Result};
 /// Files up to this size are read whole and hashed before writing, so objects
 /// that already exist are never rewritten.
 const IN_MEMORY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// `objects/XX` not looked at yet.
+const OBJDIR_UNKNOWN: u8 = 0;
+/// `objects/XX` existed.
+const OBJDIR_PRESENT: u8 = 1;
+/// `objects/XX` did not exist.
+const OBJDIR_MISSING: u8 = 2;
 
 /// Checks the `ROST_FAILPOINT` environment variable and aborts the process
 /// (like a crash) when it names `point`. Used by crash-safety tests.
@@ -63,6 +70,9 @@ pub struct Transaction<'r> {
     staged: Mutex<Vec<(Checksum, ObjectType)>>,
     /// Which `XX/` subdirectories of the staging directory exist, by first byte.
     staged_dirs: [AtomicBool; 256],
+    /// Per first byte: whether `objects/XX` existed when first looked at
+    /// ([`OBJDIR_UNKNOWN`], [`OBJDIR_PRESENT`], [`OBJDIR_MISSING`]).
+    objdirs: [AtomicU8; 256],
     seen: Mutex<HashSet<(Checksum, ObjectType)>>,
     stats: Mutex<TransactionStats>,
     refs: Vec<(RefSpec, Option<Checksum>)>,
@@ -86,16 +96,23 @@ impl Repo {
         self.cleanup_stale_staging()?;
         let name = Repo::new_staging_name();
         let rel = Path::new("tmp").join(&name);
-        rustix::fs::mkdirat(self.dfd(), &rel, Mode::from_raw_mode(0o755)).ctx("creating", &rel)?;
-        let staging = fsutil::open_dir_at(self.dfd(), &rel).ctx("opening", &rel)?;
+        // Made under a hidden name and locked before it is renamed to its
+        // `staging-` name: a concurrent begin()'s cleanup must never see a live
+        // staging dir unlocked.
+        let hidden = Path::new("tmp").join(format!(".{name}"));
+        rustix::fs::mkdirat(self.dfd(), &hidden, Mode::from_raw_mode(0o755))
+            .ctx("creating", &hidden)?;
+        let staging = fsutil::open_dir_at(self.dfd(), &hidden).ctx("opening", &hidden)?;
         rustix::fs::flock(&staging, FlockOperation::NonBlockingLockExclusive)
-            .ctx("locking", &rel)?;
+            .ctx("locking", &hidden)?;
+        rustix::fs::renameat(self.dfd(), &hidden, self.dfd(), &rel).ctx("renaming", &rel)?;
         Ok(Transaction {
             repo: self,
             staging,
             staging_path: rel,
             staged: Mutex::new(Vec::new()),
             staged_dirs: std::array::from_fn(|_| AtomicBool::new(false)),
+            objdirs: std::array::from_fn(|_| AtomicU8::new(OBJDIR_UNKNOWN)),
             seen: Mutex::new(HashSet::new()),
             stats: Mutex::new(TransactionStats::default()),
             refs: Vec::new(),
@@ -152,6 +169,33 @@ impl<'r> Transaction<'r> {
         PathBuf::from(format!("{}/{}.{ext}", &hex[..2], &hex[2..]))
     }
 
+    /// Whether `objects/XX` for `csum` may hold objects. Into a fresh repo
+    /// this spares one failing `stat` per object. A directory that appears
+    /// after we looked (another writer) only means an object is written
+    /// twice: `commit()` publishes with `RENAME_NOREPLACE` and takes `EEXIST`
+    /// as "already stored".
+    fn objdir_may_exist(&self, csum: &Checksum) -> Result<bool> {
+        let state = &self.objdirs[usize::from(csum.0[0])];
+        match state.load(Ordering::Relaxed) {
+            OBJDIR_PRESENT => return Ok(true),
+            OBJDIR_MISSING => return Ok(false),
+            _ => {}
+        }
+        let dir = format!("objects/{:02x}", csum.0[0]);
+        let present = match rustix::fs::statat(self.repo.dfd(), &dir, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => true,
+            Err(Errno::NOENT) => false,
+            Err(e) => return Err(e).ctx("stat", dir),
+        };
+        let new = if present {
+            OBJDIR_PRESENT
+        } else {
+            OBJDIR_MISSING
+        };
+        state.store(new, Ordering::Relaxed);
+        Ok(present)
+    }
+
     /// Claims an object for writing: false if it exists or is being written.
     fn claim(&self, ty: ObjectType, csum: &Checksum) -> Result<bool> {
         {
@@ -163,7 +207,7 @@ impl<'r> Transaction<'r> {
                 return Ok(false);
             }
         }
-        if self.repo.has_object(ty, csum)? {
+        if self.objdir_may_exist(csum)? && self.repo.has_object(ty, csum)? {
             return Ok(false);
         }
         let mut seen = self
