@@ -85,14 +85,16 @@ pub fn checkout(
             RepoMode::Archive => false,
         };
     if opts.require_hardlinks && !can_link {
+        // ostree's wording (its tests match on it) for the bare-user case.
+        if repo.mode() == RepoMode::BareUser {
+            return Err(Error::Other(
+                "User repository mode requires user checkout mode (-U) to use --require-hardlinks"
+                    .into(),
+            ));
+        }
         return Err(Error::Other(format!(
-            "cannot use --require-hardlinks with a {} repository{}",
-            repo.mode().as_config_str(),
-            if repo.mode() == RepoMode::BareUser {
-                " without --user-mode"
-            } else {
-                ""
-            }
+            "cannot use --require-hardlinks with a {} repository",
+            repo.mode().as_config_str()
         )));
     }
     let mut ctx = Ctx {

@@ -319,7 +319,7 @@ pub struct CommitArgs {
     /// Tree to commit: dir=PATH.
     #[arg(long, value_name = "dir=PATH")]
     tree: Vec<String>,
-    /// Directory to commit.
+    /// Directory to commit (default: the current directory).
     path: Option<PathBuf>,
 }
 
@@ -530,8 +530,8 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     _ => bail!("--tree={t}: only dir=PATH is supported"),
                 }
             }
-            let src =
-                src.ok_or_else(|| anyhow!("no directory to commit: give PATH or --tree=dir=PATH"))?;
+            // As ostree: no PATH and no --tree commits the current directory.
+            let src = src.unwrap_or_else(|| PathBuf::from("."));
             let parent = match &a.parent {
                 Some(p) if p == "none" => None,
                 Some(p) => Some(
