@@ -32,6 +32,8 @@ pub struct FsckReport {
     pub problems: Vec<FsckProblem>,
     /// Corrupt objects removed (with `delete`).
     pub deleted: usize,
+    /// Commits marked partial (not walked).
+    pub partial_commits: usize,
 }
 
 /// fsck options.
@@ -146,6 +148,13 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
             continue;
         }
         report.commits_checked += 1;
+        // A commit whose pull is incomplete (state/CSUM.commitpartial) may lack
+        // objects by design; libostree's fsck treats it the same way.
+        let partial = format!("state/{c}.commitpartial");
+        if rustix::fs::statat(repo.dfd(), partial.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+            report.partial_commits += 1;
+            continue;
+        }
         let Ok(commit) = repo.load_commit(c) else {
             continue;
         };

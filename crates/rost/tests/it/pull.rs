@@ -946,3 +946,22 @@ fn interop_ostree_pulls_from_rost_serve() {
     );
     run_ok(ostree(&oc, &["fsck"]));
 }
+
+/// --commit-metadata-only fetches commits, marks them partial, and fsck accepts that.
+#[test]
+fn commit_metadata_only_pull_is_partial_and_fsck_clean() {
+    let tmp = tempdir();
+    let (served, commit) = serve_fixture(tmp.path());
+    let c = client(tmp.path(), "c", &format!("file://{}", served.display()));
+    run_ok(rrepo(
+        &c,
+        &["pull", "--commit-metadata-only", "origin", "b"],
+    ));
+    assert!(c.join(format!("state/{commit}.commitpartial")).exists());
+    assert!(run_ok(rrepo(&c, &["show", &commit])).contains(&commit));
+    run_ok(rrepo(&c, &["fsck"]));
+    // A full pull completes it and drops the marker.
+    run_ok(rrepo(&c, &["pull", "origin", "b"]));
+    assert!(!c.join(format!("state/{commit}.commitpartial")).exists());
+    run_ok(rrepo(&c, &["fsck"]));
+}
