@@ -145,6 +145,7 @@ pub struct Sysroot {
     pub(crate) deployments: Vec<Deployment>,
     pub(crate) booted: Option<usize>,
     pub(crate) staged: Option<crate::staged::Staged>,
+    load_opts: LoadOptions,
 }
 
 fn parse_ostree_karg(v: &str) -> Option<(u32, String, String, u32)> {
@@ -179,14 +180,19 @@ impl Sysroot {
             deployments: Vec::new(),
             booted: None,
             staged: None,
+            load_opts: opts.clone(),
         };
         s.reload(opts)?;
         Ok(s)
     }
 
-    /// Takes the sysroot lock (shared with libostree).
-    pub fn lock(&self) -> Result<SysrootLock> {
-        SysrootLock::acquire(&self.fd)
+    /// Takes the sysroot lock (shared with libostree) and re-reads the state,
+    /// which another writer may have changed before the lock was ours.
+    pub fn lock(&mut self) -> Result<SysrootLock> {
+        let lock = SysrootLock::acquire(&self.fd)?;
+        let opts = self.load_opts.clone();
+        self.reload(&opts)?;
+        Ok(lock)
     }
 
     /// The sysroot's root directory.

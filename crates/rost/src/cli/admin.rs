@@ -162,7 +162,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("initializing {}", dir.display()))?;
         }
         AdminCommand::OsInit { os } => {
-            let s = open(&root)?;
+            let mut s = open(&root)?;
             let lock = s.lock()?;
             s.os_init(&lock, &os)?;
             writeln!(out, "ostree/deploy/{os} initialized as OSTree root")?;
