@@ -447,19 +447,33 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     tracing::info!("downloaded after {:?}", t0.elapsed());
     let imported = commits.iter().filter(|c| c.is_none()).count();
     let reused = pkgs.len() - imported;
-    let pkg_commits: Vec<Checksum> = {
+    let pkg_commits: Vec<Checksum> = if imported == 0 {
+        commits.into_iter().flatten().collect()
+    } else {
         use rayon::prelude::*;
-        commits
+        // One transaction for the batch; refs are set only if every import succeeds.
+        let mut tx = pkgcache.begin()?;
+        let done: Vec<(Option<RefSpec>, Checksum)> = commits
             .into_par_iter()
             .enumerate()
             .map(|(i, c)| match c {
-                Some(c) => Ok(c),
+                Some(c) => Ok((None, c)),
                 None => {
                     tracing::info!("importing {}", pkgs[i].nevra());
-                    import::import_rpm(&pkgcache, &paths[i], &repodata[i], &import_opts)
+                    import::import_rpm(&tx, &paths[i], &repodata[i], &import_opts)
+                        .map(|(r, c)| (Some(r), c))
                 }
             })
-            .collect::<Result<_>>()?
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(done.len());
+        for (r, c) in done {
+            if let Some(r) = r {
+                tx.set_ref(r, Some(c));
+            }
+            out.push(c);
+        }
+        tx.commit()?;
+        out
     };
 
     tracing::info!("imported after {:?}", t0.elapsed());

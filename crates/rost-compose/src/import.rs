@@ -240,22 +240,15 @@ fn keep_file(f: &FileInfo, opts: &ImportOptions) -> bool {
     true
 }
 
-/// Serializes `Repo::begin` across the parallel imports: `begin` cleans up
-/// unlocked staging directories, and another thread's directory is unlocked
-/// between its creation and its `flock` (a race in rost-store's `begin`).
-fn begin_serialized(repo: &Repo) -> Result<Transaction<'_>> {
-    static BEGIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BEGIN.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(repo.begin()?)
-}
-
-/// Imports the RPM at `rpm_path` into `repo` under its package ref; returns the commit.
+/// Imports the RPM at `rpm_path` into the package cache through `tx` (shared by
+/// parallel imports: one `syncfs` for the batch); returns the package ref and
+/// the commit, for the caller to set once every import succeeded.
 pub fn import_rpm(
-    repo: &Repo,
+    tx: &Transaction<'_>,
     rpm_path: &Path,
     repodata: &str,
     opts: &ImportOptions,
-) -> Result<Checksum> {
+) -> Result<(RefSpec, Checksum)> {
     let pkg = rost_rpm::load_package(rpm_path)?;
     let h = &pkg.header;
     let nevra = h.nevra();
@@ -266,7 +259,6 @@ pub fn import_rpm(
     };
     let mut nonroot: Vec<(String, String, String)> = Vec::new();
     let mut tmpfiles: Vec<String> = Vec::new();
-    let tx = begin_serialized(repo)?;
     let mut regular: std::collections::HashMap<&str, (String, FileHeader)> =
         std::collections::HashMap::new();
     for f in h.files.iter().filter(|f| keep_file(f, opts)) {
@@ -391,7 +383,6 @@ pub fn import_rpm(
         root_tree: tree,
         root_meta: meta,
     };
-    let mut tx = tx;
     let c = tx.write_metadata(ObjectType::Commit, &commit.to_bytes())?;
     let r = pkg_ref(
         &h.name,
@@ -400,9 +391,7 @@ pub fn import_rpm(
         &h.release,
         &h.arch,
     );
-    tx.set_ref(RefSpec::parse(&r)?, Some(c));
-    tx.commit()?;
-    Ok(c)
+    Ok((RefSpec::parse(&r)?, c))
 }
 
 /// Reads the non-root owner list of an imported package commit.
