@@ -361,7 +361,7 @@ pub fn import_rpm(
         let c = tx.write_content(&header, ContentSource::Bytes(text.as_bytes()))?;
         root.insert_file(&format!("usr/lib/tmpfiles.d/pkg-{}.conf", h.name), c);
     }
-    let (tree, meta) = root.write(&tx)?;
+    let (tree, meta) = root.write(tx)?;
     let nonroot_v = Value::Array(
         Type::parse("(sss)").map_err(|e| Error::Invalid { msg: e.to_string() })?,
         nonroot
