@@ -52,6 +52,12 @@ fn is_regular(dir: BorrowedFd<'_>, name: &Path) -> Result<bool> {
 /// first, then the legacy `usr/lib/ostree-boot/` and `boot/` layouts with
 /// `vmlinuz-VER-BOOTCSUM`. `Ok(None)` when there is none.
 pub fn find_kernel(deploy: BorrowedFd<'_>) -> Result<Option<KernelLayout>> {
+    find_kernel_with(deploy, true)
+}
+
+/// [`find_kernel`]; without `hash`, `bootcsum` is left empty for the modules
+/// layout (callers that already know it skip reading the kernel and initramfs).
+pub fn find_kernel_with(deploy: BorrowedFd<'_>, hash: bool) -> Result<Option<KernelLayout>> {
     if let Some(mods) = fsx::open_dir_optional(deploy, Path::new("usr/lib/modules"))? {
         for e in fsutil::list_dir(mods.as_fd()).ctx("listing", "usr/lib/modules")? {
             if e.file_type != FileType::Directory {
@@ -66,18 +72,24 @@ pub fn find_kernel(deploy: BorrowedFd<'_>) -> Result<Option<KernelLayout>> {
                 continue;
             }
             let mut h = Sha256::new();
-            hash_file(deploy, &vmlinuz, &mut h)?;
             let initramfs = kdir.join("initramfs.img");
             let has_initramfs = is_regular(deploy, &initramfs)?;
-            if has_initramfs {
-                hash_file(deploy, &initramfs, &mut h)?;
+            if hash {
+                hash_file(deploy, &vmlinuz, &mut h)?;
+                if has_initramfs {
+                    hash_file(deploy, &initramfs, &mut h)?;
+                }
             }
             return Ok(Some(KernelLayout {
                 kernel_src: vmlinuz,
                 kernel_name: format!("vmlinuz-{kver}"),
                 initramfs_src: has_initramfs.then_some(initramfs),
                 initramfs_name: has_initramfs.then(|| format!("initramfs-{kver}.img")),
-                bootcsum: hex::encode(h.finalize()),
+                bootcsum: if hash {
+                    hex::encode(h.finalize())
+                } else {
+                    String::new()
+                },
             }));
         }
     }

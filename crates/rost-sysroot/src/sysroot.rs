@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode};
 
 use crate::bls::{BootEntry, KernelArgs, parse_os_release, version_cmp};
 use crate::error::{Error, IoContext, Result};
-use crate::kernel::{KernelLayout, find_kernel};
+use crate::kernel::{KernelLayout, find_kernel_with};
 use crate::lock::SysrootLock;
 use crate::{failpoint, fsx};
 
@@ -535,7 +535,9 @@ impl Sysroot {
             let n = list.len();
             for d in list.iter_mut() {
                 let dfd = fsx::open_dir(fd, &d.path())?;
-                let k = find_kernel(dfd.as_fd())?.ok_or_else(|| Error::NoKernel {
+                // The bootcsum is the deployment's (computed when it was
+                // deployed); only the file names are needed here.
+                let k = find_kernel_with(dfd.as_fd(), false)?.ok_or_else(|| Error::NoKernel {
                     commit: d.csum.to_string(),
                 })?;
                 self.install_kernel(d, &k)?;
