@@ -324,10 +324,10 @@ impl Walker<'_, '_> {
             FileType::Directory => Ok(Visit::Dir(fd, st)),
             FileType::RegularFile => {
                 let key = (st.st_dev, st.st_ino);
-                if st.st_nlink > 1 {
-                    if let Some(c) = self.lock_links()?.get(&key) {
-                        return Ok(Visit::Done(Child::File(*c)));
-                    }
+                if st.st_nlink > 1
+                    && let Some(c) = self.lock_links()?.get(&key)
+                {
+                    return Ok(Visit::Done(Child::File(*c)));
                 }
                 let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
                 let header = FileHeader {
@@ -463,4 +463,110 @@ pub fn commit_directory(repo: &Repo, src: &Path, opts: &CommitOptions) -> Result
         commit: csum,
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsck::{FsckOptions, fsck};
+
+    /// A tree deeper than [`MAX_PARALLEL_DEPTH`], with files, symlinks,
+    /// hardlinks and empty directories along the way.
+    fn make_tree(root: &Path, depth: usize) {
+        let mut dir = root.to_owned();
+        for i in 0..depth {
+            std::fs::write(dir.join(format!("f{i}")), format!("{i}\n")).unwrap();
+            std::fs::write(dir.join("same"), "same\n").unwrap();
+            std::os::unix::fs::symlink(format!("f{i}"), dir.join("link")).unwrap();
+            std::fs::create_dir(dir.join("empty")).unwrap();
+            if i % 7 == 0 {
+                std::fs::hard_link(dir.join(format!("f{i}")), dir.join("hard")).unwrap();
+            }
+            dir.push("d");
+            std::fs::create_dir(&dir).unwrap();
+        }
+    }
+
+    fn commit_with_threads(src: &Path, repo: &Path, mode: RepoMode, threads: usize) -> Checksum {
+        let repo = Repo::init(repo, mode).unwrap();
+        let opts = CommitOptions {
+            branch: Some("b".into()),
+            timestamp: Some(1_577_836_800),
+            ..Default::default()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let res = pool
+            .install(|| commit_directory(&repo, src, &opts))
+            .unwrap();
+        let report = fsck(&repo, FsckOptions::default()).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        res.commit
+    }
+
+    #[test]
+    fn thread_count_and_depth_do_not_change_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        make_tree(&src, MAX_PARALLEL_DEPTH * 2 + 5);
+        for mode in [RepoMode::Archive, RepoMode::BareUser] {
+            let one = commit_with_threads(&src, &t.path().join(format!("{mode:?}-1")), mode, 1);
+            let two = commit_with_threads(&src, &t.path().join(format!("{mode:?}-2")), mode, 2);
+            assert_eq!(one, two, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn iterative_walk_matches_parallel_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        make_tree(&src, 12);
+        let repo = Repo::init(&t.path().join("repo"), RepoMode::BareUser).unwrap();
+        let tx = repo.begin().unwrap();
+        let opts = CommitOptions::default();
+        let walker = Walker {
+            tx: &tx,
+            opts: &opts,
+            mode: repo.mode(),
+            root: &src,
+            links: Mutex::new(HashMap::new()),
+        };
+        let fd = fsutil::open_dir_at(rustix::fs::CWD, &src).unwrap();
+        let st = rustix::fs::fstat(&fd).unwrap();
+        let parallel = walker.write_dir(&fd, Path::new(""), &st, 0).unwrap();
+        let deep = walker.write_dir_deep(&fd, Path::new(""), &st).unwrap();
+        let (Child::Dir(pt, pm), Child::Dir(dt, dm)) = (parallel, deep) else {
+            panic!("root is not a directory");
+        };
+        assert_eq!((pt, pm), (dt, dm));
+    }
+
+    #[test]
+    fn second_commit_publishes_into_existing_object_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        make_tree(&src, 3);
+        let repo = Repo::init(&t.path().join("repo"), RepoMode::Archive).unwrap();
+        let opts = CommitOptions {
+            branch: Some("b".into()),
+            ..Default::default()
+        };
+        let first = commit_directory(&repo, &src, &opts).unwrap();
+        for i in 0..300 {
+            std::fs::write(src.join(format!("new{i}")), format!("new {i}\n")).unwrap();
+        }
+        let second = commit_directory(&repo, &src, &opts).unwrap();
+        assert_eq!(second.stats.content_written, 300);
+        assert_eq!(
+            repo.load_commit(&second.commit).unwrap().parent,
+            Some(first.commit)
+        );
+        let report = fsck(&repo, FsckOptions::default()).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }
