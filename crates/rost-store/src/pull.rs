@@ -26,8 +26,14 @@ use crate::summary::Summary;
 use crate::transaction::ContentSource;
 use crate::{Checksum, Error, ObjectType, Repo, Result, fsutil};
 
-/// Content objects fetched and written per published batch.
+/// Content objects fetched per request batch.
 const CONTENT_BATCH: usize = 1024;
+/// Objects written between two publishes of a pull's content.
+const PUBLISH_OBJECTS: usize = 16_384;
+/// Bytes fetched between two publishes of a pull's content.
+const PUBLISH_BYTES: u64 = 512 * 1024 * 1024;
+/// Longest time between two publishes, so a killed pull loses little.
+const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Pull options (ostree's flag names).
 #[derive(Debug, Clone, Default)]
@@ -203,6 +209,12 @@ impl Puller<'_> {
                     }
                 }
             });
+            // Published (syncfs + rename) every PUBLISH_OBJECTS objects or
+            // PUBLISH_BYTES bytes: the resume granularity. syncfs flushes the
+            // whole filesystem, so doing it per fetch batch costs too much.
+            let mut tx = Some(repo.begin()?);
+            let (mut pending_objects, mut pending_bytes) = (0usize, 0u64);
+            let mut last_publish = std::time::Instant::now();
             for batch in rx_batches {
                 let mut bodies = Vec::with_capacity(batch.len());
                 for (c, res, rel) in batch {
@@ -214,19 +226,36 @@ impl Puller<'_> {
                     })?;
                     self.report.bytes_fetched += b.len() as u64;
                     self.report.content_fetched += 1;
+                    pending_bytes += b.len() as u64;
                     bodies.push((c, b, rel));
                 }
-                let tx = repo.begin()?;
+                pending_objects += bodies.len();
+                let cur = tx
+                    .as_ref()
+                    .ok_or_else(|| Error::Other("no open transaction".into()))?;
                 bodies
                     .par_iter()
                     .map(|(c, b, rel)| {
                         let (header, content) = verify_filez(c, b)
                             .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of(rel))))?;
-                        tx.write_content(&header, ContentSource::Bytes(&content))?;
+                        cur.write_content(&header, ContentSource::Bytes(&content))?;
                         Ok(())
                     })
                     .collect::<Result<Vec<()>>>()?;
-                tx.commit()?;
+                if pending_objects >= PUBLISH_OBJECTS
+                    || pending_bytes >= PUBLISH_BYTES
+                    || last_publish.elapsed() >= PUBLISH_INTERVAL
+                {
+                    last_publish = std::time::Instant::now();
+                    if let Some(t) = tx.take() {
+                        t.commit()?;
+                    }
+                    tx = Some(repo.begin()?);
+                    (pending_objects, pending_bytes) = (0, 0);
+                }
+            }
+            if let Some(t) = tx.take() {
+                t.commit()?;
             }
             Ok(())
         })
