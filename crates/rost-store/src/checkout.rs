@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::IoContext;
@@ -50,17 +50,6 @@ struct Ctx<'a> {
     can_link: bool,
     dest: PathBuf,
     stats: CheckoutStats,
-}
-
-fn zero_times() -> Timestamps {
-    let t = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
 }
 
 /// Checks `commit` out to `dest` (which must not exist unless `union`).
@@ -187,7 +176,7 @@ impl Ctx<'_> {
         }
         // Mode last, so read-only directories can still be filled.
         self.apply_meta_fd(fd.as_fd(), dm.uid, dm.gid, dm.mode, &dm.xattrs, p)?;
-        rustix::fs::futimens(&fd, &zero_times()).ctx("futimens", p)?;
+        rustix::fs::futimens(&fd, &fsutil::zero_times()).ctx("futimens", p)?;
         Ok(())
     }
 
@@ -271,7 +260,7 @@ impl Ctx<'_> {
         }
         f.flush().ctx("writing", p)?;
         self.apply_meta_fd(f.as_fd(), h.uid, h.gid, h.mode, &h.xattrs, p)?;
-        rustix::fs::futimens(&f, &zero_times()).ctx("futimens", p)?;
+        rustix::fs::futimens(&f, &fsutil::zero_times()).ctx("futimens", p)?;
         self.stats.copied += 1;
         let _ = &self.dest;
         Ok(())

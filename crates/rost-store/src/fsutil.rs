@@ -309,3 +309,15 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &Path) -> rustix::io::Result<()>
 pub fn path_of(b: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(b))
 }
+
+/// Timestamps of the epoch: OSTree objects and checkouts have mtime 0.
+pub fn zero_times() -> rustix::fs::Timestamps {
+    let t = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}

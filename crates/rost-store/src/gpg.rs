@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::gvariant::{Type, Value};
+use crate::gvariant::Value;
 use crate::{Checksum, Error, ObjectType, Repo, Result};
 
 /// Detached-metadata key holding OpenPGP signatures.
@@ -79,41 +79,12 @@ pub fn detach_sign(data: &[u8], key_id: &str, homedir: Option<&Path>) -> Result<
 }
 
 fn gpgsigs(meta: Option<&Value>) -> Vec<Vec<u8>> {
-    match meta.and_then(|m| m.lookup(GPGSIGS_KEY)) {
-        Some(Value::Array(_, items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Bytes(b) => Some(b.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    crate::sign::signatures_under(meta, GPGSIGS_KEY)
 }
 
 /// `meta` with `sig` appended under `ostree.gpgsigs` (other keys kept).
 pub fn with_gpgsig(meta: Option<&Value>, sig: Vec<u8>) -> Value {
-    let mut entries: Vec<(String, Value)> = Vec::new();
-    if let Some(Value::Array(_, items)) = meta {
-        for it in items {
-            if let Value::DictEntry(k, v) = it
-                && let (Some(k), Value::Variant(v)) = (k.as_str(), v.as_ref())
-                && k != GPGSIGS_KEY
-            {
-                entries.push((k.to_owned(), (**v).clone()));
-            }
-        }
-    }
-    let mut sigs = gpgsigs(meta);
-    sigs.push(sig);
-    entries.push((
-        GPGSIGS_KEY.to_owned(),
-        Value::Array(
-            Type::Array(Box::new(Type::Byte)),
-            sigs.into_iter().map(Value::Bytes).collect(),
-        ),
-    ));
-    Value::dict_sv(entries)
+    crate::sign::with_signature_under(meta, GPGSIGS_KEY, sig)
 }
 
 /// Signs a commit with each key id, appending to its detached metadata.

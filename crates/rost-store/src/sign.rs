@@ -73,8 +73,9 @@ pub fn read_keys_file(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-fn signatures_in(meta: Option<&Value>) -> Vec<Vec<u8>> {
-    match meta.and_then(|m| m.lookup(ED25519_KEY)) {
+/// The `aay` signatures stored under `key` in a detached-metadata dictionary.
+pub(crate) fn signatures_under(meta: Option<&Value>, key: &str) -> Vec<Vec<u8>> {
+    match meta.and_then(|m| m.lookup(key)) {
         Some(Value::Array(_, items)) => items
             .iter()
             .filter_map(|v| match v {
@@ -86,24 +87,21 @@ fn signatures_in(meta: Option<&Value>) -> Vec<Vec<u8>> {
     }
 }
 
-/// Returns `meta` with `sig` appended under [`ED25519_KEY`] (other keys kept, in order).
-fn with_signature(meta: Option<Value>, sig: Vec<u8>) -> Value {
+/// `meta` with `sig` appended to the `aay` under `key` (kept once); every
+/// other key is kept, in order, and `key` moves to the end.
+pub(crate) fn with_signature_under(meta: Option<&Value>, key: &str, sig: Vec<u8>) -> Value {
     let mut entries: Vec<(String, Value)> = Vec::new();
-    let mut sigs = Vec::new();
-    if let Some(Value::Array(_, items)) = &meta {
+    if let Some(Value::Array(_, items)) = meta {
         for it in items {
-            if let Value::DictEntry(k, v) = it {
-                let (Some(k), Value::Variant(v)) = (k.as_str(), v.as_ref()) else {
-                    continue;
-                };
-                if k == ED25519_KEY {
-                    sigs = signatures_in(meta.as_ref());
-                } else {
-                    entries.push((k.to_owned(), (**v).clone()));
-                }
+            if let Value::DictEntry(k, v) = it
+                && let (Some(k), Value::Variant(v)) = (k.as_str(), v.as_ref())
+                && k != key
+            {
+                entries.push((k.to_owned(), (**v).clone()));
             }
         }
     }
+    let mut sigs = signatures_under(meta, key);
     if !sigs.contains(&sig) {
         sigs.push(sig);
     }
@@ -111,8 +109,16 @@ fn with_signature(meta: Option<Value>, sig: Vec<u8>) -> Value {
         Type::Array(Box::new(Type::Byte)),
         sigs.into_iter().map(Value::Bytes).collect(),
     );
-    entries.push((ED25519_KEY.to_owned(), aay));
+    entries.push((key.to_owned(), aay));
     Value::dict_sv(entries)
+}
+
+fn signatures_in(meta: Option<&Value>) -> Vec<Vec<u8>> {
+    signatures_under(meta, ED25519_KEY)
+}
+
+fn with_signature(meta: Option<Value>, sig: Vec<u8>) -> Value {
+    with_signature_under(meta.as_ref(), ED25519_KEY, sig)
 }
 
 /// Signs a commit with each secret key, appending to its detached metadata.

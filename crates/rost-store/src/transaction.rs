@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use sha2::Digest;
 
@@ -139,17 +139,6 @@ impl Repo {
             }
         }
         Ok(())
-    }
-}
-
-fn zero_times() -> Timestamps {
-    let t = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
     }
 }
 
@@ -405,7 +394,7 @@ impl<'r> Transaction<'r> {
         rustix::fs::utimensat(
             &self.staging,
             name,
-            &zero_times(),
+            &fsutil::zero_times(),
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .ctx("utimensat", path)?;
@@ -484,7 +473,7 @@ impl<'r> Transaction<'r> {
                     .ctx("chmod", path)?;
             }
         }
-        rustix::fs::futimens(&f, &zero_times()).ctx("futimens", path)?;
+        rustix::fs::futimens(&f, &fsutil::zero_times()).ctx("futimens", path)?;
         Ok(())
     }
 

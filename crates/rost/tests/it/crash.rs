@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{require_tool, rost, run_ok};
+use crate::util::{require_tool, rrepo, run_ok};
 
 /// Small, dependency-free PRNG (xorshift64*): the seed is printed so a failure
 /// can be replayed with `ROST_CRASH_SEED`.
@@ -61,12 +61,6 @@ fn rewrite_some(root: &Path, rng: &mut Rng) {
     }
 }
 
-fn repo_cmd(repo: &Path, args: &[&str]) -> Command {
-    let mut c = rost(&["repo", "--repo", repo.to_str().unwrap()]);
-    c.args(args);
-    c
-}
-
 /// Acceptance 4: 20 SIGKILLs at random moments of a large commit.
 #[test]
 fn interop_sigkill_during_commit_leaves_repo_consistent() {
@@ -94,8 +88,8 @@ fn interop_sigkill_during_commit_leaves_repo_consistent() {
     // The base repo holds v1 on ref `b`; every round copies it (hardlinks, cheap)
     // and is killed while committing v2, which writes ~16 MB of new objects.
     let base_repo = tmp.path().join("base");
-    run_ok(repo_cmd(&base_repo, &["init", "--mode", "archive"]));
-    run_ok(repo_cmd(
+    run_ok(rrepo(&base_repo, &["init", "--mode", "archive"]));
+    run_ok(rrepo(
         &base_repo,
         &["commit", "-b", "b", tree.to_str().unwrap()],
     ));
@@ -108,7 +102,7 @@ fn interop_sigkill_during_commit_leaves_repo_consistent() {
     let scratch = tmp.path().join("scratch");
     copy_base(&scratch);
     let start = Instant::now();
-    run_ok(repo_cmd(
+    run_ok(rrepo(
         &scratch,
         &["commit", "-b", "b", tree.to_str().unwrap()],
     ));
@@ -128,7 +122,7 @@ fn interop_sigkill_during_commit_leaves_repo_consistent() {
         );
         copy_base(&repo);
         let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 8 / 10 + 1));
-        let mut child = repo_cmd(&repo, &["commit", "-b", "b", tree.to_str().unwrap()])
+        let mut child = rrepo(&repo, &["commit", "-b", "b", tree.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -140,7 +134,7 @@ fn interop_sigkill_during_commit_leaves_repo_consistent() {
         }
         child.wait().unwrap();
 
-        let out = repo_cmd(&repo, &["fsck"]).output().unwrap();
+        let out = rrepo(&repo, &["fsck"]).output().unwrap();
         assert!(
             out.status.success(),
             "round {i} (delay {delay:?}, seed {seed}): rost fsck failed:\n{}",
@@ -160,11 +154,8 @@ fn interop_sigkill_during_commit_leaves_repo_consistent() {
         }
         // The ref names v1 or a complete v2 (fsck walked it); a rerun completes
         // and cleans up the dead transaction's staging dir.
-        run_ok(repo_cmd(
-            &repo,
-            &["commit", "-b", "b", tree.to_str().unwrap()],
-        ));
-        run_ok(repo_cmd(&repo, &["fsck", "-q"]));
+        run_ok(rrepo(&repo, &["commit", "-b", "b", tree.to_str().unwrap()]));
+        run_ok(rrepo(&repo, &["fsck", "-q"]));
         let staging: Vec<_> = std::fs::read_dir(repo.join("tmp"))
             .unwrap()
             .filter(|e| {

@@ -7,29 +7,7 @@ use std::process::Command;
 
 use crate::http::{Fault, FaultServer, Nginx};
 use crate::tree::{ManifestOpts, assert_same_tree, build_fixture, manifest};
-use crate::util::{is_root, require_tool, rost, run_fail, run_ok};
-
-fn ostree(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new("ostree");
-    c.arg(format!("--repo={}", repo.display()));
-    c.args(args);
-    c
-}
-
-fn rrepo(repo: &Path, args: &[&str]) -> Command {
-    let mut c = rost(&["repo", "--repo", repo.to_str().unwrap()]);
-    c.args(args);
-    c
-}
-
-fn tempdir() -> tempfile::TempDir {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .prefix("pull-it-")
-        .tempdir_in(base)
-        .unwrap()
-}
+use crate::util::{is_root, ostree, require_tool, rost, rrepo, run_fail, run_ok, tempdir};
 
 fn full_opts() -> ManifestOpts {
     ManifestOpts {
@@ -45,7 +23,7 @@ fn interop_summary_matches_ostree() {
     if !require_tool("ostree") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, false);
     let o = tmp.path().join("o");
@@ -93,7 +71,7 @@ fn interop_pull_both_directions_over_nginx() {
     if !require_tool("ostree") || !require_tool("nginx") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, is_root());
     let expected = manifest(&tree, full_opts());
@@ -217,7 +195,7 @@ fn assert_failed_cleanly(c: &Path, out: &std::process::Output, needles: &[&str])
 /// and the local repo stays fsck-clean with refs unchanged.
 #[test]
 fn hostile_server_outcomes() {
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let (served, commit) = serve_fixture(tmp.path());
     let big = content_object(&served, "/big.bin");
     let small = content_object(&served, "/regular");
@@ -285,7 +263,7 @@ fn flate2_bomb() -> Vec<u8> {
     // Raw deflate of 64 MiB of zeros, built by the test with the system's python
     // would add a dependency; a stored block is not a bomb. Use the store's own
     // writer: commit a zero file into an archive repo and take its payload.
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let tree = tmp.path().join("t");
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::write(tree.join("zeros"), vec![0u8; 64 << 20]).unwrap();
@@ -304,7 +282,7 @@ fn interop_killed_pulls_resume() {
     if !require_tool("nginx") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let tree = tmp.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
     let mut x = 0x1234_5678_9abc_def1u64;
@@ -403,7 +381,7 @@ const SECRET2: &str =
 /// signed or tampered one is refused and nothing is referenced.
 #[test]
 fn ed25519_signed_pulls() {
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let (served, commit) = serve_fixture(tmp.path());
     let srv = FaultServer::start(&served, HashMap::new());
     let verify = format!("ed25519=inline:{PUBLIC1}");
@@ -535,7 +513,7 @@ fn interop_gpg_signed_pulls_both_ways() {
     {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, false);
     let good = GpgHome::new(tmp.path(), "good");
@@ -684,7 +662,7 @@ fn interop_static_deltas_both_ways() {
     if !require_tool("ostree") || !require_tool("nginx") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
 
     // rost generates; ostree applies offline and pulls through them.
     let served = tmp.path().join("served-rost");
@@ -912,7 +890,7 @@ fn interop_ostree_pulls_from_rost_serve() {
         return;
     }
     use std::io::BufRead;
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let (served, _) = serve_fixture(tmp.path());
     let mut child = rost(&[
         "serve",
@@ -950,7 +928,7 @@ fn interop_ostree_pulls_from_rost_serve() {
 /// --commit-metadata-only fetches commits, marks them partial, and fsck accepts that.
 #[test]
 fn commit_metadata_only_pull_is_partial_and_fsck_clean() {
-    let tmp = tempdir();
+    let tmp = tempdir("pull-it-");
     let (served, commit) = serve_fixture(tmp.path());
     let c = client(tmp.path(), "c", &format!("file://{}", served.display()));
     run_ok(rrepo(

@@ -4,33 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::tree::{ManifestOpts, assert_same_tree, build_fixture, manifest};
-use crate::util::{is_root, require_tool, rost, run_fail, run_ok};
+use crate::util::{is_root, ostree, require_tool, rost, rrepo, run_fail, run_ok, tempdir};
 
 const MODES: [&str; 4] = ["archive", "bare", "bare-user", "bare-user-only"];
 const TS: &str = "2020-01-01T00:00:00Z";
-
-fn ostree(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new("ostree");
-    c.arg(format!("--repo={}", repo.display()));
-    c.args(args);
-    c
-}
-
-fn rrepo(repo: &Path, args: &[&str]) -> Command {
-    let mut c = rost(&["repo", "--repo", repo.to_str().unwrap()]);
-    c.args(args);
-    c
-}
-
-fn tempdir() -> tempfile::TempDir {
-    // Beside the build dir: same filesystem as the repos, xattr-capable.
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .prefix("repo-it-")
-        .tempdir_in(base)
-        .unwrap()
-}
 
 fn commit_args(tree: &str) -> Vec<&str> {
     vec![
@@ -91,7 +68,7 @@ fn interop_commit_parity_and_roundtrip_all_modes() {
     if !require_tool("ostree") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, is_root());
     let tree_s = tree.to_str().unwrap();
@@ -164,7 +141,7 @@ fn interop_read_commands_match_ostree_output() {
     if !require_tool("ostree") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, is_root());
     let o = tmp.path().join("o");
@@ -235,7 +212,7 @@ fn interop_argv0_ostree_mode_accepts_ostree_argument_order() {
     if !require_tool("ostree") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, false);
     let fake = ostree_symlink(tmp.path());
@@ -268,7 +245,7 @@ fn interop_argv0_ostree_mode_accepts_ostree_argument_order() {
 }
 
 fn commit_fixture(mode: &str) -> (tempfile::TempDir, PathBuf, String) {
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, false);
     let r = tmp.path().join("r");
@@ -391,7 +368,7 @@ fn assert_clean_failure(repo: &Path, out: &std::process::Output, needles: &[&str
 /// Acceptance 5: bad input gets an error naming the path; nothing half-written.
 #[test]
 fn bad_input_is_named_and_nothing_is_half_written() {
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let missing = tmp.path().join("no-such-repo");
     let out = run_fail(rrepo(
         &missing,
@@ -567,7 +544,7 @@ fn checkout_modes_and_options() {
 /// Two commits into one repo at the same time both land.
 #[test]
 fn interop_concurrent_commits_both_succeed() {
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let r = tmp.path().join("r");
     run_ok(rrepo(&r, &["init", "--mode", "archive"]));
     let mut children = Vec::new();
@@ -607,7 +584,7 @@ fn interop_prune_matches_ostree() {
     if !require_tool("ostree") {
         return;
     }
-    let tmp = tempdir();
+    let tmp = tempdir("repo-it-");
     let tree = tmp.path().join("tree");
     build_fixture(&tree, false);
     let base = tmp.path().join("base");

@@ -90,3 +90,29 @@ fn assert_success(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `ostree --repo=REPO ARGS…` (the real tool).
+pub fn ostree(repo: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("ostree");
+    c.arg(format!("--repo={}", repo.display()));
+    c.args(args);
+    c
+}
+
+/// `rost repo --repo REPO ARGS…`.
+pub fn rrepo(repo: &Path, args: &[&str]) -> Command {
+    let mut c = rost(&["repo", "--repo", repo.to_str().expect("UTF-8 test path")]);
+    c.args(args);
+    c
+}
+
+/// A fresh directory beside the build dir (same filesystem as the repos,
+/// xattr-capable), removed on drop.
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).expect("creating the test tmpdir");
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .expect("creating a tempdir")
+}
