@@ -70,6 +70,12 @@ pub fn delta_dir(from: Option<&Checksum>, to: &Checksum) -> String {
     }
 }
 
+/// Superblock metadata key holding a copy of the target's detached metadata
+/// (signatures), as libostree names it: the delta directory plus `/commitmeta`.
+pub fn detached_metadata_key(from: Option<&Checksum>, to: &Checksum) -> String {
+    format!("{}/commitmeta", delta_dir(from, to))
+}
+
 /// The name used in summaries and indexes: `TO` or `FROM-TO` (hex).
 pub fn delta_name(from: Option<&Checksum>, to: &Checksum) -> String {
     match from {
@@ -685,7 +691,7 @@ pub fn generate(
     flush(&mut cur, &mut parts, &mut stats)?;
     let mut meta = vec![("ostree.endianness".to_owned(), Value::Byte(b'l'))];
     if let Some(dm) = repo.load_detached_metadata(to)? {
-        meta.push((format!("ostree.commit.detached-metadata-{to}"), dm));
+        meta.push((detached_metadata_key(from, to), dm));
     }
     let sb = Superblock {
         metadata: Value::dict_sv(meta),
@@ -1041,7 +1047,7 @@ pub fn apply(
     tx.commit()?;
     if let Some(dm) = sb
         .metadata
-        .lookup(&format!("ostree.commit.detached-metadata-{}", sb.to))
+        .lookup(&detached_metadata_key(sb.from.as_ref(), &sb.to))
     {
         repo.write_detached_metadata(&sb.to, Some(dm))?;
     }

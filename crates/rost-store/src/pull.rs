@@ -296,7 +296,7 @@ impl Puller<'_> {
         // The signature policy applies to the commit the delta carries.
         let dm = sb
             .metadata
-            .lookup(&format!("ostree.commit.detached-metadata-{to}"))
+            .lookup(&crate::delta::detached_metadata_key(from, to))
             .map(Value::to_bytes);
         verify_commit_signatures(self.repo, opts, to, &sb.commit, dm.as_deref())?;
         let fetcher = self.fetcher;

@@ -533,6 +533,12 @@ fn interop_gpg_signed_pulls_both_ways() {
         &served,
         &["gpg-sign", "--gpg-homedir", home, &c, &good.key],
     ));
+    // A delta made after signing carries the signature, so the delta path is
+    // verified too.
+    run_ok(rrepo(
+        &served,
+        &["static-delta", "generate", "--empty", "--to", &c],
+    ));
     run_ok(rrepo(
         &served,
         &[
@@ -561,6 +567,13 @@ fn interop_gpg_signed_pulls_both_ways() {
     ));
     run_ok(ostree(&oc, &["pull", "origin", "b"]));
     run_ok(ostree(&oc, &["fsck"]));
+    assert!(
+        nginx
+            .requests()
+            .iter()
+            .any(|r| r.contains("/deltas/") && r.ends_with("/superblock")),
+        "ostree did not take the signed delta"
+    );
     let oc2 = tmp.path().join("ostree-client-wrongkey");
     run_ok(ostree(&oc2, &["init", "--mode=bare-user"]));
     let import2 = format!("--gpg-import={}", other.pubkey.display());
@@ -592,6 +605,10 @@ fn interop_gpg_signed_pulls_both_ways() {
     ));
     run_ok(ostree(
         &served,
+        &["static-delta", "generate", "--empty", &format!("--to={c}")],
+    ));
+    run_ok(ostree(
+        &served,
         &[
             "summary",
             "-u",
@@ -618,6 +635,13 @@ fn interop_gpg_signed_pulls_both_ways() {
     ));
     run_ok(rrepo(&rc, &["pull", "origin", "b"]));
     run_ok(rrepo(&rc, &["fsck"]));
+    assert!(
+        nginx
+            .requests()
+            .iter()
+            .any(|r| r.contains("/deltas/") && r.ends_with("/superblock")),
+        "rost did not take the signed delta"
+    );
     let rc2 = tmp.path().join("rost-client-wrongkey");
     run_ok(rrepo(&rc2, &["init", "--mode", "bare-user"]));
     run_ok(rrepo(
