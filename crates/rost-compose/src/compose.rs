@@ -7,6 +7,17 @@
 //! Packages already imported in the cache (same ref, repodata checksum and
 //! import options) are neither imported again nor, when their RPM is in the
 //! download cache, downloaded.
+//!
+//! Assembly hardlinks the cache's objects into the rootfs (union checkouts in
+//! dependency order, after an object-level conflict check). `usr/etc` is copied
+//! before scriptlets run, since scripts edit config files in place; any other
+//! file a script writes through a hardlink is caught at commit time (cache
+//! objects have mtime 0), committed with its new content, and its package's
+//! cache entry is dropped so the next compose re-imports it. The final commit
+//! reuses the cache's checksum for unchanged files (by device/inode), so an
+//! incremental compose reads and hashes only new content. Ownership comes from
+//! the package headers (names resolved against the tree's passwd/group), which
+//! makes a non-root compose byte-identical to a root one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -766,6 +777,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         tx.set_ref(spec, Some(csum));
     }
     tx.commit()?;
+    tracing::info!("committed after {:?}", t0.elapsed());
     // Forget cache entries a script damaged, so the next compose re-imports them.
     let damaged = ctx.damaged.into_inner();
     if !damaged.is_empty() {
@@ -789,7 +801,9 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     if let Some(f) = &opts.touch_if_changed {
         std::fs::write(f, b"").map_err(|e| Error::io("touching", f, e))?;
     }
+    postprocess::remove_tree_parallel(&rootfs)?;
     drop(workdir);
+    tracing::info!("cleaned up after {:?}", t0.elapsed());
     Ok(Outcome::Done(ComposeResult {
         ref_,
         commit: csum.to_string(),
