@@ -3,9 +3,13 @@
 # rost and by dnf in the same run. Prints both wall times and the ratio for
 # (1) loading metadata (a one-package request) and (2) a large request
 # (every Priority: required/important/standard package), and whether the
-# resolved NEVRA sets agree.
+# resolved NEVRA sets agree. Each phase runs twice per tool:
+# - cold: empty cache directory (dnf parses the XML and writes its .solv files;
+#   rost parses the XML and writes its package cache);
+# - warm: the same cache directory again (dnf with --cacheonly reads its .solv
+#   files; rost checks repomd's checksum and reads its package cache).
 #
-# Usage: bench/solve.sh [path/to/rost]   (default: builds target/release/rost)
+# Usage: [RUNS=3] [KEEP=1] bench/solve.sh [path/to/rost]   (default: builds target/release/rost)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROST=${1:-}
@@ -143,36 +147,68 @@ now() { date +%s.%N; }
 run_rost() { # $1 = cache dir, rest = specs
     local c=$1; shift
     "$ROST" pkg resolve --repofile "$WORK/repos.d/debian.repo" --releasever 12 --basearch x86_64 \
-        --no-recommends --cachedir "$c" "$@"
+        --no-recommends --cachedir "$c" "$@" || echo "rost failed (exit $?)" >&2
 }
-run_dnf() {
-    local root; root=$(mktemp -d "$WORK/root.XXXXXX")
+run_dnf() { # $1 = installroot (its cache/ is dnf's cachedir), $2 = extra option or "", rest = specs
+    local root=$1 opt=$2; shift 2
+    mkdir -p "$root"
     dnf --installroot="$root" --setopt=reposdir="$WORK/repos.d" --setopt=cachedir="$root/cache" \
         --releasever=12 --disableplugin='*' --nogpgcheck --setopt=install_weak_deps=False \
-        install --assumeno "$@" 2>&1 || true
+        ${opt:+"$opt"} install --assumeno "$@" 2>&1 || true
 }
 dnf_set() { # parse dnf's transaction table into sorted NEVRAs
     awk '/^Installing/{t=1;next} /^Transaction Summary/{t=0} t && /^ / && NF>=5 {print $1"-"$3"."$2}' | sort
 }
+T=() # start/end pairs, in the order the report reads them
+timed() { local a b; a=$(now); "$@"; b=$(now); T+=("$a" "$b"); }
 
-t0=$(now); run_rost "$WORK/c1" "${REQ[0]}" > /dev/null; t1=$(now)
-run_dnf "${REQ[0]}" > /dev/null; t2=$(now)
-t3=$(now); run_rost "$WORK/c2" "${REQ[@]}" > "$WORK/rost.txt" || { echo "rost failed" >&2; }; t4=$(now)
-run_dnf "${REQ[@]}" > "$WORK/dnf.out"; t5=$(now)
-dnf_set < "$WORK/dnf.out" > "$WORK/dnf.txt"
+RUNS=${RUNS:-3} # each row reports the median of this many runs (the machine may be loaded)
+for i in $(seq "$RUNS"); do
+    # cold: fresh cache directories
+    timed run_rost "$WORK/$i/rost-load" "${REQ[0]}" > /dev/null
+    timed run_dnf "$WORK/$i/dnf-load" "" "${REQ[0]}" > /dev/null
+    timed run_rost "$WORK/$i/rost-big" "${REQ[@]}" > "$WORK/$i.rost-cold.txt"
+    timed run_dnf "$WORK/$i/dnf-big" "" "${REQ[@]}" > "$WORK/$i.dnf-cold.out"
+    # warm: the same cache directories again
+    timed run_rost "$WORK/$i/rost-load" "${REQ[0]}" > /dev/null
+    timed run_dnf "$WORK/$i/dnf-load" --cacheonly "${REQ[0]}" > /dev/null
+    timed run_rost "$WORK/$i/rost-big" "${REQ[@]}" > "$WORK/$i.rost-warm.txt"
+    timed run_dnf "$WORK/$i/dnf-big" --cacheonly "${REQ[@]}" > "$WORK/$i.dnf-warm.out"
+    dnf_set < "$WORK/$i.dnf-cold.out" > "$WORK/$i.dnf-cold.txt"
+    dnf_set < "$WORK/$i.dnf-warm.out" > "$WORK/$i.dnf-warm.txt"
+    rm -rf "${WORK:?}/$i"
+done
 
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$WORK/rost.txt" "$WORK/dnf.txt" "${#REQ[@]}" <<'PY'
-import sys
-t = [float(x) for x in sys.argv[1:7]]
-rost = set(open(sys.argv[7]).read().split())
-dnf = set(open(sys.argv[8]).read().split())
-load_r, load_d = t[1] - t[0], t[2] - t[1]
-big_r, big_d = t[4] - t[3], t[5] - t[4]
-print("cache state: cold for both (dnf: fresh cachedir each run, parses the XML and writes .solv; rost: file:// repo read in place, no metadata cache)")
-print(f"load metadata (1-package request): rost {load_r:.2f}s  dnf {load_d:.2f}s  ratio {load_r/load_d:.2f}")
-print(f"large request ({sys.argv[9]} specs):   rost {big_r:.2f}s  dnf {big_d:.2f}s  ratio {big_r/big_d:.2f}")
-print(f"resolved: rost {len(rost)} packages, dnf {len(dnf)} packages, "
-      f"only-rost {len(rost - dnf)}, only-dnf {len(dnf - rost)}, same={rost == dnf}")
-for x in sorted(rost - dnf)[:10]: print("  only rost:", x)
-for x in sorted(dnf - rost)[:10]: print("  only dnf: ", x)
+python3 - "$WORK" "${#REQ[@]}" "$RUNS" "${T[@]}" <<'PY'
+import statistics, sys
+work, nreq, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t = [float(x) for x in sys.argv[4:]]
+d = [t[i + 1] - t[i] for i in range(0, len(t), 2)]
+per_run = [d[8 * r:8 * r + 8] for r in range(runs)]
+med = [statistics.median(run[k] for run in per_run) for k in range(8)]
+names = ("rost-cold", "dnf-cold", "rost-warm", "dnf-warm")
+sets = {(r, n): set(open(f"{work}/{r}.{n}.txt").read().split())
+        for r in range(1, runs + 1) for n in names}
+print("cold = empty cache dir: dnf parses the XML and writes .solv; rost parses the XML and writes its package cache")
+print("warm = same cache dir again: dnf --cacheonly loads its .solv; rost checks the repomd checksum and loads its package cache")
+print(f"times: median of {runs} runs (each: cold rost, cold dnf, then warm rost, warm dnf on the same cache dirs)")
+rows = [("cold", "load metadata (1-package request)", 0, 1),
+        ("cold", f"large request ({nreq} specs)", 2, 3),
+        ("warm", "load metadata (1-package request)", 4, 5),
+        ("warm", f"large request ({nreq} specs)", 6, 7)]
+for cond, what, a, b in rows:
+    r, n = med[a], med[b]
+    runs_r = " ".join(f"{run[a]:.2f}" for run in per_run)
+    runs_n = " ".join(f"{run[b]:.2f}" for run in per_run)
+    print(f"{cond}  {what:<34} rost {r:5.2f}s  dnf {n:5.2f}s  ratio {r / n:.2f}   (runs: rost {runs_r}; dnf {runs_n})")
+for cond in ("cold", "warm"):
+    rost, dnf = sets[(1, f"rost-{cond}")], sets[(1, f"dnf-{cond}")]
+    print(f"resolved ({cond}): rost {len(rost)} packages, dnf {len(dnf)} packages, "
+          f"only-rost {len(rost - dnf)}, only-dnf {len(dnf - rost)}, same={rost == dnf}")
+    for x in sorted(rost - dnf)[:10]: print("  only rost:", x)
+    for x in sorted(dnf - rost)[:10]: print("  only dnf: ", x)
+for tool in ("rost", "dnf"):
+    first = sets[(1, f"{tool}-cold")]
+    same = all(sets[(r, f"{tool}-{c}")] == first for r in range(1, runs + 1) for c in ("cold", "warm"))
+    print(f"{tool}: same set in every run, cold and warm: {same}")
 PY

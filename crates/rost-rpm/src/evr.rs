@@ -200,7 +200,9 @@ impl fmt::Display for Evr {
 }
 
 /// A version comparison operator of a dependency (`RPMSENSE_LESS|GREATER|EQUAL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Sense {
     /// `<` bit.
     pub less: bool,

@@ -57,7 +57,7 @@ pub mod file_flags {
 }
 
 /// One dependency entry (Requires, Provides, …).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct Dependency {
     /// Capability name (may be a rich dependency in parentheses).
     pub name: String,

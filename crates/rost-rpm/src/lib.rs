@@ -9,6 +9,7 @@
 //! - [`evr`]: rpm's version comparison (`rpmvercmp`) and dependency range overlap;
 //! - [`repofile`]: dnf-style `.repo` files with `$releasever`/`$basearch`;
 //! - [`repomd`], [`metadata`]: rpm-md parsing (streaming) and loading with a cache;
+//! - [`poolcache`]: binary cache of parsed primary metadata (like libsolv's `.solv`);
 //! - [`richdep`], [`solve`]: rich dependencies and resolution with `resolvo`;
 //! - [`download`]: verified, cached, resumable, parallel package downloads.
 //!
@@ -29,6 +30,7 @@ pub mod header;
 pub mod metadata;
 pub mod payload;
 pub mod payload_stream;
+pub mod poolcache;
 pub mod repofile;
 pub mod repomd;
 pub mod richdep;

@@ -1,13 +1,16 @@
 //! Loading repositories: repomd → primary (→ filelists when a file dependency
 //! needs them), with a local cache keyed by the repomd checksum.
 //!
-//! Cache layout (remote repos only; `file://` repos are read in place):
+//! Cache layout:
 //! ```text
-//! <cachedir>/<repoid>/repomd.xml              last fetched repomd (mtime = freshness)
-//! <cachedir>/<repoid>/<repomd-sha256>/<file>  verified data files of that revision
+//! <cachedir>/<repoid>/repomd.xml                        last fetched repomd (mtime = freshness; remote only)
+//! <cachedir>/<repoid>/<repomd-sha256>/<file>            verified data files of that revision (remote only)
+//! <cachedir>/<repoid>/<repomd-sha256>/primary.rostpkgs  parsed primary (see [`crate::poolcache`])
 //! ```
 //! repomd is refetched only when older than `metadata_expire`; data files are
-//! fetched only when the revision directory lacks them.
+//! fetched only when the revision directory lacks them. `file://` repos are
+//! read in place (their repomd every time, it is small) but get the parsed
+//! primary cache too, so a changed local repo is noticed by its repomd checksum.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use sha2::Digest;
 
 use crate::download::{fetch_bytes, file_url_path, join_url};
 use crate::error::{Error, Result};
+use crate::poolcache;
 use crate::repofile::RepoConfig;
 use crate::repomd::{
     RepoPackage, Repomd, RepomdRecord, parse_filelists, parse_primary, parse_repomd, read_verified,
@@ -33,7 +37,10 @@ pub struct LoadedRepo {
     pub repomd: Repomd,
     /// SHA-256 of repomd.xml.
     pub repomd_checksum: String,
+    /// Where fetched data files of this revision live (remote repos).
     dir: Option<PathBuf>,
+    /// `<cachedir>/<repoid>/<repomd-sha256>` when there is a cache directory.
+    revision_dir: Option<PathBuf>,
 }
 
 impl LoadedRepo {
@@ -65,17 +72,80 @@ impl LoadedRepo {
             .repomd
             .record("primary")
             .ok_or_else(|| Error::NotFound(format!("repo {}: no primary", self.config.id)))?;
+        let cache = self.revision_dir.as_ref().map(|d| {
+            (
+                d.join(poolcache::FILE_NAME),
+                poolcache::Key {
+                    repomd_checksum: self.repomd_checksum.clone(),
+                    primary_checksum: rec.checksum.to_ascii_lowercase(),
+                },
+            )
+        });
+        let mut packages = None;
+        if let Some((path, key)) = &cache {
+            let t = std::time::Instant::now();
+            match poolcache::load(path, key) {
+                Ok(p) => {
+                    tracing::debug!(
+                        "repo {}: {} packages from {} in {:?}",
+                        self.config.id,
+                        p.len(),
+                        path.display(),
+                        t.elapsed()
+                    );
+                    packages = Some(p);
+                }
+                Err(e) => tracing::debug!(
+                    "repo {}: package cache not used ({}); parsing primary",
+                    self.config.id,
+                    chain(&e)
+                ),
+            }
+        }
+        let mut packages = match packages {
+            Some(p) => p,
+            None => {
+                let t = std::time::Instant::now();
+                let p = self.parse_primary_file(rec)?;
+                tracing::debug!(
+                    "repo {}: primary parsed in {:?}",
+                    self.config.id,
+                    t.elapsed()
+                );
+                if let Some((path, key)) = &cache {
+                    let t = std::time::Instant::now();
+                    match poolcache::store(path, key, &p) {
+                        Ok(()) => tracing::debug!(
+                            "repo {}: package cache written to {} in {:?}",
+                            self.config.id,
+                            path.display(),
+                            t.elapsed()
+                        ),
+                        Err(e) => tracing::debug!(
+                            "repo {}: package cache not written ({})",
+                            self.config.id,
+                            chain(&e)
+                        ),
+                    }
+                }
+                p
+            }
+        };
+        let cfg = &self.config;
+        packages.retain(|p| cfg.admits(&p.name));
+        for p in &mut packages {
+            p.repo = repo_index;
+        }
+        Ok(packages)
+    }
+
+    /// Every package of primary (no repo filtering), parsed from the XML.
+    fn parse_primary_file(&self, rec: &RepomdRecord) -> Result<Vec<RepoPackage>> {
         let path = self.local_record(rec)?;
         let what = path.display().to_string();
-        let cfg = &self.config;
         read_verified(&path, rec, |r| {
             let mut out = Vec::new();
-            parse_primary(r, &what, |mut p| {
-                if cfg.admits(&p.name) {
-                    p.repo = repo_index;
-                    out.push(p);
-                }
-            })?;
+            parse_primary(r, &what, |p| out.push(p))?;
             Ok(out)
         })
     }
@@ -95,6 +165,18 @@ impl LoadedRepo {
             Ok(out)
         })
     }
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
 }
 
 fn fresh(path: &Path, expire: Option<u64>) -> bool {
@@ -149,12 +231,18 @@ pub fn open_repo(config: &RepoConfig, cachedir: Option<&Path>) -> Result<LoadedR
         (bytes, Some(d))
     };
     let repomd = parse_repomd(&bytes, &url)?;
+    let repomd_checksum = hex::encode(sha2::Sha256::digest(&bytes));
+    let revision_dir = match &dir {
+        Some(d) => Some(d.clone()),
+        None => cachedir.map(|c| c.join(&config.id).join(&repomd_checksum)),
+    };
     Ok(LoadedRepo {
         config: config.clone(),
         base,
-        repomd_checksum: hex::encode(sha2::Sha256::digest(&bytes)),
+        repomd_checksum,
         repomd,
         dir,
+        revision_dir,
     })
 }
 
@@ -172,9 +260,7 @@ pub fn load_pool(
     for c in configs.iter().filter(|c| c.enabled) {
         let r = open_repo(c, cachedir)?;
         let idx = repos.len();
-        let t = std::time::Instant::now();
         packages.extend(r.load_primary(idx)?);
-        tracing::debug!("repo {}: primary parsed in {:?}", c.id, t.elapsed());
         pool_repos.push(PoolRepo {
             id: c.id.clone(),
             priority: c.priority,
@@ -191,10 +277,13 @@ pub fn load_pool(
     );
     let t = std::time::Instant::now();
     let needed = pool
-        .required_files()
-        .into_iter()
-        .chain(extra_files.iter().cloned())
-        .any(|f| !pool.knows_file(&f));
+        .packages
+        .iter()
+        .flat_map(|p| p.requires.iter().chain(&p.conflicts).chain(&p.recommends))
+        .map(|d| d.name.as_str())
+        .filter(|n| n.starts_with('/'))
+        .chain(extra_files.iter().map(String::as_str))
+        .any(|f| !pool.knows_file(f));
     tracing::debug!("file dependency scan in {:?}", t.elapsed());
     if needed {
         tracing::debug!("file dependencies beyond primary: loading filelists");
@@ -207,4 +296,155 @@ pub fn load_pool(
         pool.set_files(|p| all.get(&(p.repo, p.checksum.clone())).cloned());
     }
     Ok((pool, repos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repofile::{RepoVars, parse_repo_file};
+    use std::io::Write;
+
+    /// Writes a file:// repo whose primary has packages `names` (each requiring
+    /// the next), and returns its config.
+    fn write_repo(root: &Path, names: &[&str], extra: &str) -> RepoConfig {
+        let mut xml = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm">"#,
+        );
+        for (i, n) in names.iter().enumerate() {
+            let req = names
+                .get(i + 1)
+                .map(|next| format!(r#"<rpm:requires><rpm:entry name="{next}"/></rpm:requires>"#))
+                .unwrap_or_default();
+            xml.push_str(&format!(
+                r#"<package type="rpm"><name>{n}</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
+<checksum type="sha256" pkgid="YES">{i:064x}</checksum><location href="Packages/{n}.rpm"/>
+<format><rpm:provides><rpm:entry name="{n}" flags="EQ" epoch="0" ver="1" rel="1"/></rpm:provides>{req}</format></package>"#
+            ));
+        }
+        xml.push_str("</metadata>");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(xml.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let sum = hex::encode(sha2::Sha256::digest(&gz));
+        let rd = root.join("repodata");
+        std::fs::create_dir_all(&rd).unwrap();
+        for e in std::fs::read_dir(&rd).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        std::fs::write(rd.join(format!("{sum}-primary.xml.gz")), &gz).unwrap();
+        std::fs::write(
+            rd.join("repomd.xml"),
+            format!(
+                r#"<repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary">
+<checksum type="sha256">{sum}</checksum><location href="repodata/{sum}-primary.xml.gz"/></data></repomd>"#
+            ),
+        )
+        .unwrap();
+        let text = format!(
+            "[t]\nbaseurl=file://{}\ngpgcheck=0\n{extra}",
+            root.display()
+        );
+        parse_repo_file(&text, "t.repo", &RepoVars::default())
+            .unwrap()
+            .remove(0)
+    }
+
+    fn load(cfg: &RepoConfig, cache: &Path) -> Vec<String> {
+        let (pool, repos) = load_pool(
+            std::slice::from_ref(cfg),
+            Some(cache),
+            &SolveOptions::default(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(repos.len(), 1);
+        let mut v: Vec<String> = pool.packages.iter().map(|p| p.nevra()).collect();
+        v.sort();
+        v
+    }
+
+    fn cache_file(cache: &Path, repo: &LoadedRepo) -> PathBuf {
+        cache
+            .join("t")
+            .join(&repo.repomd_checksum)
+            .join(poolcache::FILE_NAME)
+    }
+
+    #[test]
+    fn parsed_primary_is_cached_and_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+        let cfg = write_repo(&root, &["a", "b"], "");
+        assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+        let repo = open_repo(&cfg, Some(&cache)).unwrap();
+        let file = cache_file(&cache, &repo);
+        let cached = poolcache::load(
+            &file,
+            &poolcache::Key {
+                repomd_checksum: repo.repomd_checksum.clone(),
+                primary_checksum: repo.repomd.record("primary").unwrap().checksum.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(cached.len(), 2);
+        // The second load reads the cache, not the XML: it still works with the
+        // primary file gone.
+        for e in std::fs::read_dir(root.join("repodata")).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with("primary.xml.gz") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+        // The cache holds primary unfiltered: an exclude applies on load.
+        let mut excl = cfg.clone();
+        excl.exclude = vec!["b".into()];
+        assert_eq!(load(&excl, &cache), ["a-1-1.noarch"]);
+    }
+
+    #[test]
+    fn corrupt_cache_falls_back_to_parsing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+        let cfg = write_repo(&root, &["a", "b"], "");
+        load(&cfg, &cache);
+        let repo = open_repo(&cfg, Some(&cache)).unwrap();
+        let file = cache_file(&cache, &repo);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        bytes.truncate(bytes.len() - 1);
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+        // …and the parse rewrote a good cache.
+        assert_ne!(std::fs::read(&file).unwrap(), bytes);
+        std::fs::write(&file, b"\0\0\0").unwrap();
+        assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+    }
+
+    #[test]
+    fn changed_repomd_invalidates_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+        let cfg = write_repo(&root, &["a", "b"], "");
+        assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+        let cfg = write_repo(&root, &["a", "c", "d"], "");
+        assert_eq!(
+            load(&cfg, &cache),
+            ["a-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"]
+        );
+        // A cache file planted under the new revision but keyed to another one
+        // is ignored too.
+        let repo = open_repo(&cfg, Some(&cache)).unwrap();
+        let stale = poolcache::Key {
+            repomd_checksum: "0".repeat(64),
+            primary_checksum: repo.repomd.record("primary").unwrap().checksum.clone(),
+        };
+        poolcache::store(&cache_file(&cache, &repo), &stale, &[]).unwrap();
+        assert_eq!(
+            load(&cfg, &cache),
+            ["a-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"]
+        );
+    }
 }

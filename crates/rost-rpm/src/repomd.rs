@@ -4,6 +4,7 @@
 //! Parsing streams through `quick-xml` over a decompressing reader, so memory holds
 //! the parsed packages, never the raw XML (Fedora's primary is ~130 MB unpacked).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -74,6 +75,14 @@ fn attr_string(raw: &[u8]) -> String {
     match quick_xml::escape::unescape(&lossy) {
         Ok(v) => v.into_owned(),
         Err(_) => lossy.into_owned(),
+    }
+}
+
+/// Appends an attribute value to `out`, unescaping only when it holds an entity.
+fn push_attr(out: &mut String, raw: &[u8]) {
+    match std::str::from_utf8(raw) {
+        Ok(s) if !raw.contains(&b'&') => out.push_str(s),
+        _ => out.push_str(&attr_string(raw)),
     }
 }
 
@@ -180,7 +189,9 @@ pub fn checksum_hex(kind: &str, data: &[u8]) -> Option<String> {
 }
 
 /// A package as described by rpm-md.
-#[derive(Debug, Clone, Default)]
+///
+/// Serializable for the binary pool cache ([`crate::poolcache`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoPackage {
     /// Name.
     pub name: String,
@@ -200,7 +211,9 @@ pub struct RepoPackage {
     pub href: String,
     /// Package file size.
     pub size: u64,
-    /// Index of the repository in the pool.
+    /// Index of the repository in the pool (not serialized: it belongs to the
+    /// pool being built, not to the repository's metadata).
+    #[serde(skip)]
     pub repo: usize,
     /// Provides.
     pub provides: Vec<Dependency>,
@@ -243,9 +256,10 @@ fn entry_dep(e: &BytesStart<'_>) -> Dependency {
     // One pass over the attributes (this runs for every dependency of every package).
     let mut name = String::new();
     let mut sense = Sense::ANY;
-    let mut epoch = Vec::new();
-    let mut ver = Vec::new();
-    let mut rel: Option<Vec<u8>> = None;
+    // Borrowed from the event buffer: no allocation but the final strings.
+    let mut epoch: Cow<'_, [u8]> = Cow::Borrowed(b"");
+    let mut ver: Cow<'_, [u8]> = Cow::Borrowed(b"");
+    let mut rel: Option<Cow<'_, [u8]>> = None;
     let mut pre = false;
     for a in e.attributes().with_checks(false).flatten() {
         match a.key.as_ref() {
@@ -256,23 +270,24 @@ fn entry_dep(e: &BytesStart<'_>) -> Dependency {
                     .and_then(Sense::parse)
                     .unwrap_or(Sense::ANY)
             }
-            b"epoch" => epoch = a.value.into_owned(),
-            b"ver" => ver = a.value.into_owned(),
-            b"rel" => rel = Some(a.value.into_owned()),
+            b"epoch" => epoch = a.value,
+            b"ver" => ver = a.value,
+            b"rel" => rel = Some(a.value),
             b"pre" => pre = matches!(a.value.as_ref(), b"1" | b"true"),
             _ => {}
         }
     }
     let mut evr = String::new();
     if sense.is_versioned() {
-        if !epoch.is_empty() && epoch != b"0" {
-            evr.push_str(&attr_string(&epoch));
+        evr.reserve(epoch.len() + ver.len() + rel.as_ref().map_or(0, |r| r.len()) + 2);
+        if !epoch.is_empty() && *epoch != *b"0" {
+            push_attr(&mut evr, &epoch);
             evr.push(':');
         }
-        evr.push_str(&attr_string(&ver));
+        push_attr(&mut evr, &ver);
         if let Some(rel) = rel {
             evr.push('-');
-            evr.push_str(&attr_string(&rel));
+            push_attr(&mut evr, &rel);
         }
     }
     Dependency {

@@ -160,7 +160,9 @@ impl Pool {
     /// Builds a pool: drops incompatible arches, source packages, excluded names;
     /// keeps only the best-priority repos per name and one copy per NEVRA.
     pub fn new(repos: Vec<PoolRepo>, packages: Vec<RepoPackage>, opts: &SolveOptions) -> Self {
-        let mut best_prio: FxHashMap<&str, i32> = FxHashMap::default();
+        let n = packages.len();
+        let mut best_prio: FxHashMap<&str, i32> =
+            FxHashMap::with_capacity_and_hasher(n, Default::default());
         let keep: Vec<bool> = packages
             .iter()
             .map(|p| {
@@ -177,8 +179,9 @@ impl Pool {
                 *e = (*e).min(prio);
             }
         }
-        let mut seen: FxHashMap<(&str, u32, &str, &str, &str), usize> = FxHashMap::default();
-        let mut chosen: Vec<Option<usize>> = Vec::new();
+        let mut seen: FxHashMap<(&str, u32, &str, &str, &str), usize> =
+            FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut chosen: Vec<Option<usize>> = Vec::with_capacity(n);
         for (i, p) in packages.iter().enumerate() {
             let prio = repos.get(p.repo).map_or(99, |r| r.priority);
             if !keep[i] || best_prio.get(p.name.as_str()) != Some(&prio) {
@@ -211,16 +214,16 @@ impl Pool {
         }
         drop(seen);
         drop(best_prio);
-        let packages: Vec<RepoPackage> = packages
-            .into_iter()
-            .zip(keep_idx)
-            .filter_map(|(p, k)| k.then_some(p))
-            .collect();
+        // In place: nothing moves before the first dropped package (usually none).
+        let mut packages = packages;
+        let mut keep_idx = keep_idx.into_iter();
+        packages.retain(|_| keep_idx.next().unwrap_or(false));
+        let n = packages.len();
         let mut pool = Pool {
             repos,
             packages,
-            by_name: FxHashMap::default(),
-            provides: FxHashMap::default(),
+            by_name: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            provides: FxHashMap::with_capacity_and_hasher(n * 2, Default::default()),
             files: FxHashMap::default(),
             obsoleters: FxHashMap::default(),
             basearch: opts.basearch.clone(),
@@ -393,6 +396,8 @@ impl<'p> Provider<'p> {
         let mut it = Interned::default();
         let mut names: Vec<&String> = pool.by_name.keys().collect();
         names.sort();
+        it.names.reserve(names.len());
+        it.name_ids.reserve(names.len());
         for n in names {
             let id = it.names.len() as u32;
             it.names.push(n.clone());
