@@ -983,63 +983,65 @@ fn bad_input_fails_clearly_and_keeps_boot_config() {
     check_boot_config(&s);
 }
 
-/// The sysroot lock is libostree's: while rost holds it, ostree waits.
+/// Holds `ostree/lock` with a POSIX record lock (what rost takes) for `ms`
+/// on a thread of this process; returns once the lock is held.
+fn hold_lock(s: &Path, ms: u64) -> std::thread::JoinHandle<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.join("ostree/lock"))
+        .unwrap();
+    rustix::fs::fcntl_lock(&f, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        drop(f);
+    })
+}
+
+/// The sysroot lock is libostree's: while rost's kind of lock is held, ostree
+/// waits; while it is held, rost waits too.
 #[test]
 fn interop_lock_excludes_ostree() {
     if !require_tool("ostree") || !is_root() {
         return;
     }
     let t = tempdir();
+    let _g = Unimmutable(t.path().to_owned());
     let s = t.path().join("s");
     init(Tool::Rost, &s);
-    // flock(1) cannot take an OFD lock; python's fcntl.lockf takes a POSIX
-    // record lock, which conflicts with ostree's OFD lock as rost's does.
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import fcntl,time,os\nf=open('{}/ostree/lock','a')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(1.5)",
-            s.display()
-        ))
-        .stdout(std::process::Stdio::piped())
+    for tool in [Tool::Ostree, Tool::Rost] {
+        let h = hold_lock(&s, 1500);
+        let start = Instant::now();
+        run_ok(admin(tool, &s, &["cleanup"]));
+        assert!(
+            start.elapsed() > Duration::from_millis(1000),
+            "{tool:?} did not wait for the sysroot lock"
+        );
+        h.join().unwrap();
+    }
+    // An ostree deploy and a rost deploy started together: the lock
+    // serialises them and rost re-reads the sysroot once it holds it, so
+    // both deployments land (either order keeps both).
+    let tree = t.path().join("tree");
+    make_tree(&tree, "k\n", &[("a.conf", "1\n")]);
+    commit(&s, &tree, "1.0", "2020-01-01T00:00:00Z");
+    let mut o = admin(Tool::Ostree, &s, &["deploy", "--os", OS, "test/x"])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "locked");
-    let start = Instant::now();
-    run_ok(admin(Tool::Ostree, &s, &["cleanup"]));
-    assert!(
-        start.elapsed() > Duration::from_millis(800),
-        "ostree did not wait for the lock"
+    run_ok(admin(
+        Tool::Rost,
+        &s,
+        &["deploy", "--os", OS, "--retain", "test/x"],
+    ));
+    assert!(o.wait().unwrap().success());
+    let st = status(Tool::Ostree, &s);
+    assert_eq!(
+        st.matches("testos ").count(),
+        2,
+        "both deploys landed: {st}"
     );
-    holder.wait().unwrap();
-    // And rost waits for a lock holder too.
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import fcntl,time\nf=open('{}/ostree/lock','a')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(1.5)",
-            s.display()
-        ))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let start = Instant::now();
-    run_ok(admin(Tool::Rost, &s, &["cleanup"]));
-    assert!(
-        start.elapsed() > Duration::from_millis(800),
-        "rost did not wait for the lock"
-    );
-    holder.wait().unwrap();
+    assert_eq!(st, status(Tool::Rost, &s));
 }
 
 fn status_json(s: &Path, env: Option<&str>) -> serde_json::Value {
