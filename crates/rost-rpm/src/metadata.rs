@@ -106,28 +106,15 @@ impl LoadedRepo {
             Some(p) => p,
             None => {
                 let t = std::time::Instant::now();
-                let p = self.parse_primary_file(rec)?;
+                let p = match &cache {
+                    Some((path, key)) => self.parse_primary_caching(rec, path, key)?,
+                    None => self.parse_primary_file(rec)?,
+                };
                 tracing::debug!(
                     "repo {}: primary parsed in {:?}",
                     self.config.id,
                     t.elapsed()
                 );
-                if let Some((path, key)) = &cache {
-                    let t = std::time::Instant::now();
-                    match poolcache::store(path, key, &p) {
-                        Ok(()) => tracing::debug!(
-                            "repo {}: package cache written to {} in {:?}",
-                            self.config.id,
-                            path.display(),
-                            t.elapsed()
-                        ),
-                        Err(e) => tracing::debug!(
-                            "repo {}: package cache not written ({})",
-                            self.config.id,
-                            chain(&e)
-                        ),
-                    }
-                }
                 p
             }
         };
@@ -148,6 +135,82 @@ impl LoadedRepo {
             parse_primary(r, &what, |p| out.push(p))?;
             Ok(out)
         })
+    }
+
+    /// Like [`Self::parse_primary_file`], also writing the package cache at `cache`:
+    /// batches of parsed packages go to a writer thread and come back, so encoding
+    /// and writing overlap the parse. A cache that cannot be written is logged
+    /// (debug) and skipped; the packages are returned all the same.
+    fn parse_primary_caching(
+        &self,
+        rec: &RepomdRecord,
+        cache: &Path,
+        key: &poolcache::Key,
+    ) -> Result<Vec<RepoPackage>> {
+        const BATCH: usize = 2048;
+        let path = self.local_record(rec)?;
+        let what = path.display().to_string();
+        let id = &self.config.id;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RepoPackage>>(4);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<RepoPackage>>();
+        let (parsed, writer) = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let mut w = poolcache::Writer::create(cache, key);
+                for batch in rx {
+                    if let Ok(writer) = &mut w
+                        && let Err(e) = writer.push(&batch)
+                    {
+                        w = Err(e);
+                    }
+                    // Never lose a batch, whatever happened to the file.
+                    if back_tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+                w
+            });
+            // Batches the writer could not take (it is gone) stay here, in order.
+            let mut kept: Vec<RepoPackage> = Vec::new();
+            let mut writer_gone = false;
+            let mut send = |batch: Vec<RepoPackage>, kept: &mut Vec<RepoPackage>| {
+                if writer_gone {
+                    kept.extend(batch);
+                } else if let Err(std::sync::mpsc::SendError(batch)) = tx.send(batch) {
+                    writer_gone = true;
+                    kept.extend(batch);
+                }
+            };
+            let parsed = read_verified(&path, rec, |r| {
+                let mut batch = Vec::with_capacity(BATCH);
+                parse_primary(r, &what, |p| {
+                    batch.push(p);
+                    if batch.len() == BATCH {
+                        send(
+                            std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                            &mut kept,
+                        );
+                    }
+                })?;
+                send(batch, &mut kept);
+                Ok(())
+            });
+            drop(tx);
+            let writer = writer.join();
+            (parsed.map(|()| kept), writer)
+        });
+        let kept = parsed?;
+        let Ok(writer) = writer else {
+            // The writer thread panicked, possibly holding a batch: parse again.
+            tracing::debug!("repo {id}: package cache writer failed; parsing again");
+            return self.parse_primary_file(rec);
+        };
+        let mut out: Vec<RepoPackage> = back_rx.into_iter().flatten().collect();
+        out.extend(kept);
+        match writer.and_then(|w| w.finish()) {
+            Ok(()) => tracing::debug!("repo {id}: package cache written to {}", cache.display()),
+            Err(e) => tracing::debug!("repo {id}: package cache not written ({})", chain(&e)),
+        }
+        Ok(out)
     }
 
     /// Streams filelists into a map pkgid → files.
@@ -421,6 +484,34 @@ mod tests {
         assert_ne!(std::fs::read(&file).unwrap(), bytes);
         std::fs::write(&file, b"\0\0\0").unwrap();
         assert_eq!(load(&cfg, &cache), ["a-1-1.noarch", "b-1-1.noarch"]);
+    }
+
+    #[test]
+    fn unwritable_cache_still_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        // A file where the cache directory should be: nothing can be written under it.
+        let cache = tmp.path().join("cache");
+        std::fs::write(&cache, b"").unwrap();
+        let names: Vec<String> = (0..5000).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cfg = write_repo(&root, &refs, "");
+        let got = load(&cfg, &cache);
+        assert_eq!(got.len(), 5000);
+        assert!(got.contains(&"p4999-1-1.noarch".to_owned()));
+        // Same packages, in the same order, whether the cache is written or not.
+        let good = tmp.path().join("good");
+        let with_cache = open_repo(&cfg, Some(&good))
+            .unwrap()
+            .load_primary(0)
+            .unwrap();
+        let without = open_repo(&cfg, None).unwrap().load_primary(0).unwrap();
+        assert_eq!(with_cache, without);
+        let from_cache = open_repo(&cfg, Some(&good))
+            .unwrap()
+            .load_primary(0)
+            .unwrap();
+        assert_eq!(from_cache, without);
     }
 
     #[test]

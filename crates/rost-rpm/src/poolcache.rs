@@ -13,7 +13,7 @@
 //! Layout:
 //! ```text
 //! b"ROSTPKGS" | format version (u32 LE) | body | SHA-256 of all that precedes (32 bytes)
-//! body = postcard(Key) ++ postcard(Vec<RepoPackage>)
+//! body = postcard(Key) ++ postcard(Some(package))… ++ postcard(None::<RepoPackage>)
 //! ```
 //!
 //! Files are written to a temporary file in the same directory and renamed into
@@ -21,8 +21,9 @@
 //! treats the file as untrusted: its size is capped ([`MAX_FILE_SIZE`]), the
 //! digest must match before anything beyond the key is decoded, and decoding is
 //! bounds-checked (a length prefix can never read past the buffer or reserve
-//! more than serde's cautious 1 MiB preallocation). Any failure is an error the
-//! caller answers by parsing the XML again.
+//! more than serde's cautious 1 MiB preallocation; packages are records, not one
+//! length-prefixed sequence, so they can be streamed while primary is parsed).
+//! Any failure is an error the caller answers by parsing the XML again.
 //!
 //! Why postcard: it is a serde format with a stable, documented wire
 //! specification (1.0), small and actively maintained, decoding from a slice
@@ -89,26 +90,39 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Streams a cache file into `out` (no copy of the whole file in memory).
-///
-/// `out` should be buffered: postcard writes field by field.
-fn write_to<W: Write>(
-    out: W,
-    key: &Key,
-    packages: &[RepoPackage],
-) -> std::result::Result<W, String> {
-    let mut out = out;
-    out.write_all(MAGIC).map_err(|e| e.to_string())?;
+fn io_string(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn write_head<W: Write>(out: &mut W, key: &Key) -> std::result::Result<(), String> {
+    out.write_all(MAGIC).map_err(io_string)?;
     out.write_all(&FORMAT_VERSION.to_le_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = postcard::to_io(key, out).map_err(|e| e.to_string())?;
-    // A slice serializes exactly like the `Vec` it is decoded into.
-    postcard::to_io(packages, out).map_err(|e| e.to_string())
+        .map_err(io_string)?;
+    postcard::to_io(key, out).map_err(io_string)?;
+    Ok(())
+}
+
+fn write_records<W: Write>(
+    out: &mut W,
+    packages: &[RepoPackage],
+) -> std::result::Result<(), String> {
+    for p in packages {
+        postcard::to_io(&Some(p), &mut *out).map_err(io_string)?;
+    }
+    Ok(())
+}
+
+fn write_end<W: Write>(out: &mut W) -> std::result::Result<(), String> {
+    postcard::to_io(&None::<&RepoPackage>, out).map_err(io_string)?;
+    Ok(())
 }
 
 /// Encodes a cache file's bytes.
 pub fn encode(key: &Key, packages: &[RepoPackage]) -> std::result::Result<Vec<u8>, String> {
-    let mut out = write_to(Vec::new(), key, packages)?;
+    let mut out = Vec::new();
+    write_head(&mut out, key)?;
+    write_records(&mut out, packages)?;
+    write_end(&mut out)?;
     let digest = sha2::Sha256::digest(&out);
     out.extend_from_slice(&digest);
     Ok(out)
@@ -143,8 +157,17 @@ pub fn decode(bytes: &[u8], key: &Key) -> std::result::Result<Vec<RepoPackage>, 
     if sha2::Sha256::digest(hashed).as_slice() != digest {
         return Err("body digest mismatch".into());
     }
-    let (packages, rest): (Vec<RepoPackage>, &[u8]) =
-        postcard::take_from_bytes(rest).map_err(|e| format!("packages: {e}"))?;
+    let mut rest = rest;
+    let mut packages = Vec::new();
+    loop {
+        let (record, tail): (Option<RepoPackage>, &[u8]) = postcard::take_from_bytes(rest)
+            .map_err(|e| format!("package {}: {e}", packages.len()))?;
+        rest = tail;
+        match record {
+            Some(p) => packages.push(p),
+            None => break,
+        }
+    }
     if !rest.is_empty() {
         return Err(format!("{} trailing bytes", rest.len()));
     }
@@ -175,47 +198,92 @@ pub fn load(path: &Path, key: &Key) -> Result<Vec<RepoPackage>> {
     decode(&bytes, key).map_err(|r| corrupt(path, r))
 }
 
+/// A cache file being written: packages are appended batch by batch (so writing
+/// can overlap parsing), and the file appears at its path only on [`Writer::finish`].
+/// Dropping a writer unfinished removes its temporary file.
+pub struct Writer {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<HashingWriter<std::fs::File>>,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("path", &self.path).finish()
+    }
+}
+
+impl Writer {
+    /// Starts a cache file for `path` (in a temporary file beside it).
+    pub fn create(path: &Path, key: &Key) -> Result<Self> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| corrupt(path, "cache path has no directory"))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".primary.")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("opening", tmp.path(), e))?;
+        // The hasher sits below the buffer, so it sees large writes.
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            HashingWriter {
+                inner: file,
+                hasher: sha2::Sha256::new(),
+            },
+        );
+        write_head(&mut out, key).map_err(|r| corrupt(path, r))?;
+        Ok(Writer {
+            path: path.to_owned(),
+            out,
+            tmp,
+        })
+    }
+
+    /// Appends packages.
+    pub fn push(&mut self, packages: &[RepoPackage]) -> Result<()> {
+        write_records(&mut self.out, packages).map_err(|r| corrupt(&self.path, r))
+    }
+
+    /// Ends the file and renames it into place.
+    pub fn finish(self) -> Result<()> {
+        let Writer { path, mut out, tmp } = self;
+        write_end(&mut out).map_err(|r| corrupt(&path, r))?;
+        let hashing = out
+            .into_inner()
+            .map_err(|e| Error::io("writing", &path, e.into_error()))?;
+        let digest = hashing.hasher.finalize();
+        let mut file = hashing.inner;
+        file.write_all(&digest)
+            .map_err(|e| Error::io("writing", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("inspecting", tmp.path(), e))?
+            .len();
+        if len > MAX_FILE_SIZE {
+            return Err(corrupt(&path, "over the cache cap; not written"));
+        }
+        // Readable like the rest of the metadata cache (tempfile creates 0600).
+        file.set_permissions(
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+        )
+        .map_err(|e| Error::io("setting permissions of", tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| Error::io("renaming into place", &path, e.error))?;
+        Ok(())
+    }
+}
+
 /// Writes the cache file at `path` atomically (temporary file, then rename).
 pub fn store(path: &Path, key: &Key, packages: &[RepoPackage]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| corrupt(path, "cache path has no directory"))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".primary.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
-    // The hasher sits below the buffer, so it sees large writes.
-    let hashing = HashingWriter {
-        inner: tmp.as_file_mut(),
-        hasher: sha2::Sha256::new(),
-    };
-    let out = std::io::BufWriter::with_capacity(1 << 20, hashing);
-    let out = write_to(out, key, packages).map_err(|r| corrupt(path, r))?;
-    let hashing = out
-        .into_inner()
-        .map_err(|e| Error::io("writing", path, e.into_error()))?;
-    let digest = hashing.hasher.finalize();
-    let file = hashing.inner;
-    file.write_all(&digest)
-        .map_err(|e| Error::io("writing", path, e))?;
-    let file = tmp.as_file();
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("inspecting", tmp.path(), e))?
-        .len();
-    if len > MAX_FILE_SIZE {
-        return Err(corrupt(path, "over the cache cap; not written"));
-    }
-    // Readable like the rest of the metadata cache (tempfile creates 0600).
-    file.set_permissions(
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
-    )
-    .map_err(|e| Error::io("setting permissions of", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("renaming into place", path, e.error))?;
-    Ok(())
+    let mut w = Writer::create(path, key)?;
+    w.push(packages)?;
+    w.finish()
 }
 
 #[cfg(test)]
@@ -334,8 +402,8 @@ mod tests {
 
     #[test]
     fn hostile_lengths_do_not_allocate() {
-        // A correctly digested body whose package count claims 2^62 entries and
-        // whose first string claims 2^40 bytes: decoding fails without reserving them.
+        // A correctly digested body whose first record has an invalid tag, or
+        // whose first string claims 2^41 bytes: decoding fails without reserving them.
         for tail in [
             &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f][..],
             &[0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, b'x'][..],
