@@ -1048,6 +1048,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn install_order_puts_providers_first() {
+        use rost_rpm::Dependency;
+        let p = |name: &str, req: &[&str], prov: &[&str]| RepoPackage {
+            name: name.into(),
+            requires: req.iter().map(|r| Dependency::any(r)).collect(),
+            provides: prov.iter().map(|r| Dependency::any(r)).collect(),
+            ..Default::default()
+        };
+        // app -> libfoo.so (provided by lib) -> filesystem; a and b form a cycle.
+        let pkgs = [
+            p("app", &["libfoo.so"], &[]),
+            p("filesystem", &[], &[]),
+            p("lib", &["filesystem"], &["libfoo.so"]),
+            p("a", &["b"], &[]),
+            p("b", &["a"], &[]),
+        ];
+        let refs: Vec<&RepoPackage> = pkgs.iter().collect();
+        let order: Vec<&str> = install_order(&refs)
+            .into_iter()
+            .map(|i| pkgs[i].name.as_str())
+            .collect();
+        assert_eq!(order, ["filesystem", "lib", "app", "a", "b"]);
+    }
+
+    #[test]
     fn versions() {
         assert_eq!(next_version("42", None), "42");
         assert_eq!(next_version("42", Some("42")), "42.1");

@@ -39,7 +39,7 @@ pub struct ImportOptions {
 }
 
 /// Bumped when the import format changes, so old cache entries are redone.
-const IMPORT_VERSION: u32 = 1;
+const IMPORT_VERSION: u32 = 2;
 
 impl ImportOptions {
     /// The cache key of these options.
@@ -52,12 +52,15 @@ impl ImportOptions {
     }
 }
 
-/// rpm-ostree's ref escaping: bytes outside `[A-Za-z0-9._-]` become `_XX`.
+/// rpm-ostree's ref escaping: `_` becomes `__`, other bytes outside
+/// `[A-Za-z0-9.-]` become `_XX` (so `x86_64` is `x86__64`).
 pub fn escape_ref_part(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
             out.push(b as char);
+        } else if b == b'_' {
+            out.push_str("__");
         } else {
             out.push_str(&format!("_{b:02X}"));
         }
@@ -469,7 +472,7 @@ mod tests {
     fn ref_escaping() {
         assert_eq!(
             pkg_ref("foo", 2, "1.0~rc1", "3.fc42", "x86_64"),
-            "rpmostree/pkg/foo/2_3A1.0_7Erc1-3.fc42.x86_64"
+            "rpmostree/pkg/foo/2_3A1.0_7Erc1-3.fc42.x86__64"
         );
         assert_eq!(
             pkg_ref("g++", 0, "1", "1", "noarch"),
