@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 for pair in ostree:ostree getfattr:attr rpm:rpm rpmbuild:rpm createrepo_c:createrepo-c \
-            gpgv:gpgv gpg:gpg dnf:dnf bwrap:bubblewrap cpio:cpio rpm2cpio:rpm2cpio lz4:lz4 nginx:nginx-light \
+            script:bsdutils gpgv:gpgv gpg:gpg dnf:dnf bwrap:bubblewrap cpio:cpio rpm2cpio:rpm2cpio lz4:lz4 nginx:nginx-light \
             setpriv:util-linux chattr:e2fsprogs bc:bc; do
     tool=${pair%%:*}; pkg=${pair#*:}
     command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")

@@ -35,6 +35,29 @@ const PUBLISH_BYTES: u64 = 512 * 1024 * 1024;
 /// Longest time between two publishes, so a killed pull loses little.
 const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A progress report from a running pull.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullProgress {
+    /// `"metadata"`, `"content"` or `"delta"`.
+    pub phase: &'static str,
+    /// Objects (or delta parts) done in this phase.
+    pub done: u64,
+    /// Objects (or delta parts) this phase will fetch, when known.
+    pub total: u64,
+    /// Bytes fetched so far in the whole pull.
+    pub bytes: u64,
+}
+
+/// A callback receiving [`PullProgress`]; the binary draws it.
+#[derive(Clone)]
+pub struct ProgressSink(pub std::sync::Arc<dyn Fn(&PullProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
 /// Pull options (ostree's flag names).
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -55,6 +78,8 @@ pub struct PullOptions {
     pub gpg_verify_summary: bool,
     /// Fetch objects even when the remote offers a static delta.
     pub disable_static_deltas: bool,
+    /// Progress reports.
+    pub progress: Option<ProgressSink>,
 }
 
 /// What a pull did.
@@ -70,6 +95,10 @@ pub struct PullReport {
     pub bytes_fetched: u64,
     /// Static deltas used.
     pub deltas_applied: u64,
+    /// With `dry_run`: content objects the pull would fetch.
+    pub would_fetch_content: u64,
+    /// With `dry_run` and a delta on offer: bytes of its parts and fallbacks.
+    pub would_fetch_delta_bytes: Option<u64>,
 }
 
 fn object_rel(ty: ObjectType, c: &Checksum) -> String {
@@ -143,9 +172,22 @@ struct Puller<'a> {
     repo: &'a Repo,
     fetcher: &'a dyn Fetcher,
     report: PullReport,
+    dry_run: bool,
+    progress: Option<ProgressSink>,
 }
 
 impl Puller<'_> {
+    fn tell(&self, phase: &'static str, done: u64, total: u64) {
+        if let Some(p) = &self.progress {
+            (p.0)(&PullProgress {
+                phase,
+                done,
+                total,
+                bytes: self.report.bytes_fetched,
+            });
+        }
+    }
+
     fn fetch_required(&mut self, rel: &str, limit: u64) -> Result<Vec<u8>> {
         let b = self.fetcher.fetch(rel, limit)?.ok_or_else(|| {
             Error::NotFound(format!(
@@ -242,6 +284,7 @@ impl Puller<'_> {
                         Ok(())
                     })
                     .collect::<Result<Vec<()>>>()?;
+                self.tell("content", self.report.content_fetched, files.len() as u64);
                 if pending_objects >= PUBLISH_OBJECTS
                     || pending_bytes >= PUBLISH_BYTES
                     || last_publish.elapsed() >= PUBLISH_INTERVAL
@@ -335,7 +378,11 @@ impl Puller<'_> {
         let mut files: Vec<Checksum> = Vec::new();
         let mut seen_files: HashSet<Checksum> = HashSet::new();
         // All of the tree's metadata is published together, before any content.
-        let meta_tx = self.repo.begin()?;
+        let meta_tx = if self.dry_run {
+            None
+        } else {
+            Some(self.repo.begin()?)
+        };
         while !frontier.is_empty() {
             let mut missing = Vec::new();
             let mut present_trees = Vec::new();
@@ -349,9 +396,12 @@ impl Puller<'_> {
                 }
             }
             let fetched = self.fetch_metadata(missing)?;
+            self.tell("metadata", self.report.metadata_fetched, 0);
             let mut trees: Vec<DirTree> = Vec::new();
             for (c, t, b) in &fetched {
-                meta_tx.write_metadata(*t, b)?;
+                if let Some(tx) = &meta_tx {
+                    tx.write_metadata(*t, b)?;
+                }
                 if *t == ObjectType::DirTree {
                     trees.push(DirTree::parse(b, &c.to_hex())?);
                 }
@@ -377,7 +427,13 @@ impl Puller<'_> {
                 }
             }
         }
-        meta_tx.commit()?;
+        if let Some(tx) = meta_tx {
+            tx.commit()?;
+        }
+        if self.dry_run {
+            self.report.would_fetch_content += files.len() as u64;
+            return Ok(());
+        }
         self.pull_content(files)
     }
 }
@@ -573,6 +629,8 @@ pub fn pull_from(
         repo,
         fetcher,
         report: PullReport::default(),
+        dry_run: opts.dry_run,
+        progress: opts.progress.clone(),
     };
     for (r, c) in &targets {
         if !opts.disable_static_deltas
@@ -593,6 +651,22 @@ pub fn pull_from(
             };
             if let Some((from, sb_sum)) = pick_delta(repo, &deltas, local, c)? {
                 p.pull_delta(opts, from.as_ref(), c, &sb_sum)?;
+            }
+        } else if opts.dry_run
+            && repo.mode() != crate::RepoMode::Archive
+            && !Checksum::is_valid_hex(r)
+        {
+            let local = repo.read_ref(&RefSpec {
+                remote: remote.map(str::to_owned),
+                name: r.clone(),
+            })?;
+            if let Some((from, _)) = pick_delta(repo, &deltas, local, c)? {
+                let rel = format!("{}/superblock", crate::delta::delta_dir(from.as_ref(), c));
+                let sb =
+                    crate::delta::Superblock::parse(&p.fetch_required(&rel, MAX_METADATA_SIZE)?)?;
+                let parts: u64 = sb.parts.iter().map(|x| x.compressed_size).sum();
+                let fallbacks: u64 = sb.fallbacks.iter().map(|x| x.compressed_size).sum();
+                p.report.would_fetch_delta_bytes = Some(parts + fallbacks);
             }
         }
         fsutil::ensure_dir_at(repo.dfd(), Path::new("state"), 0o755).ctx("creating", "state")?;
@@ -632,7 +706,7 @@ pub fn pull_from(
                 check_ref_binding(&commit, &cc, r)?;
                 verify_commit_signatures(repo, opts, &cc, &raw, meta.as_deref())?;
             }
-            if !opts.commit_metadata_only && !opts.dry_run {
+            if !opts.commit_metadata_only {
                 p.pull_tree(&commit)?;
             }
             commits.push((cc, raw, meta));

@@ -876,19 +876,44 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 mirror: a.mirror,
                 dry_run: a.dry_run,
                 disable_static_deltas: a.disable_static_deltas,
+                progress: terminal_progress(),
                 ..Default::default()
             };
-            let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts)
-                .with_context(|| format!("pulling from remote {remote}"))?;
-            let mut err = std::io::stderr().lock();
-            writeln!(
-                err,
-                "{} delta(s), {} metadata, {} content objects fetched; {} transferred",
-                rep.deltas_applied,
-                rep.metadata_fetched,
-                rep.content_fetched,
-                human_size(rep.bytes_fetched)
-            )?;
+            let started = std::time::Instant::now();
+            let rep = rost_store::pull::pull(&repo, &remote, &refs, &opts);
+            if opts.progress.is_some() {
+                // End the progress line before anything else is printed.
+                let _ = writeln!(std::io::stderr());
+            }
+            let rep = rep.with_context(|| format!("pulling from remote {remote}"))?;
+            if a.dry_run {
+                for (r, c) in &rep.refs {
+                    writeln!(out, "{r}: {c}")?;
+                }
+                writeln!(
+                    out,
+                    "would fetch {} content objects ({} metadata objects were fetched to walk the tree)",
+                    rep.would_fetch_content, rep.metadata_fetched
+                )?;
+                if let Some(b) = rep.would_fetch_delta_bytes {
+                    writeln!(
+                        out,
+                        "a static delta is offered: {} ({b} bytes)",
+                        human_size(b)
+                    )?;
+                }
+            } else {
+                let mut err = std::io::stderr().lock();
+                writeln!(
+                    err,
+                    "{} delta(s), {} metadata, {} content objects fetched; {} transferred in {:.1} s",
+                    rep.deltas_applied,
+                    rep.metadata_fetched,
+                    rep.content_fetched,
+                    human_size(rep.bytes_fetched),
+                    started.elapsed().as_secs_f64()
+                )?;
+            }
         }
         RepoCommand::PullLocal(a) => {
             let repo = open(&path)?;
@@ -1157,6 +1182,48 @@ fn show_delta(
         human_size(utotal + fusize)
     )?;
     Ok(())
+}
+
+/// A progress line on stderr when it is a terminal (nothing otherwise, so
+/// logs and scripts stay clean): objects, bytes, rate and ETA.
+fn terminal_progress() -> Option<rost_store::pull::ProgressSink> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let start = std::time::Instant::now();
+    Some(rost_store::pull::ProgressSink(std::sync::Arc::new(
+        move |p: &rost_store::pull::PullProgress| {
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            let rate = p.bytes as f64 / secs;
+            let line = if p.total > 0 {
+                let eta = if p.done > 0 {
+                    secs * (p.total - p.done.min(p.total)) as f64 / p.done as f64
+                } else {
+                    0.0
+                };
+                format!(
+                    "Receiving {}: {}/{} ({}%), {}, {}/s, ETA {:.0}s",
+                    p.phase,
+                    p.done,
+                    p.total,
+                    p.done * 100 / p.total,
+                    human_size(p.bytes),
+                    human_size(rate as u64),
+                    eta
+                )
+            } else {
+                format!(
+                    "Receiving {}: {} objects, {}, {}/s",
+                    p.phase,
+                    p.done,
+                    human_size(p.bytes),
+                    human_size(rate as u64)
+                )
+            };
+            let _ = write!(std::io::stderr(), "\r\x1b[K{line}");
+        },
+    )))
 }
 
 fn format_iso(ts: u64) -> String {

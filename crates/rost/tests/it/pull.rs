@@ -967,3 +967,57 @@ fn commit_metadata_only_pull_is_partial_and_fsck_clean() {
     assert!(!c.join(format!("state/{commit}.commitpartial")).exists());
     run_ok(rrepo(&c, &["fsck"]));
 }
+
+/// --dry-run walks the tree, says what it would fetch, and writes nothing.
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let tmp = tempdir("pull-it-");
+    let (served, commit) = serve_fixture(tmp.path());
+    let c = client(tmp.path(), "c", &format!("file://{}", served.display()));
+    let out = run_ok(rrepo(&c, &["pull", "--dry-run", "origin", "b"]));
+    assert!(out.contains(&format!("b: {commit}")), "{out}");
+    let n: u64 = out
+        .split("would fetch ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(n > 10, "{out}");
+    assert_eq!(run_ok(rrepo(&c, &["refs"])), "");
+    assert!(
+        std::fs::read_dir(c.join("objects"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "dry run wrote objects"
+    );
+    // With a delta on offer, its size is reported too.
+    run_ok(rrepo(
+        &served,
+        &["static-delta", "generate", "--empty", "--to", &commit],
+    ));
+    run_ok(rrepo(&served, &["summary", "-u"]));
+    let out = run_ok(rrepo(&c, &["pull", "--dry-run", "origin", "b"]));
+    assert!(out.contains("a static delta is offered"), "{out}");
+}
+
+/// Progress is drawn on a terminal and nowhere else.
+#[test]
+fn pull_progress_only_on_a_terminal() {
+    if !require_tool("script") {
+        return;
+    }
+    let tmp = tempdir("pull-it-");
+    let (served, _) = serve_fixture(tmp.path());
+    let c = client(tmp.path(), "piped", &format!("file://{}", served.display()));
+    let out = rrepo(&c, &["pull", "origin", "b"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Receiving"));
+    let c2 = client(tmp.path(), "tty", &format!("file://{}", served.display()));
+    let cmd = format!(
+        "{} repo --repo {} pull origin b",
+        crate::util::rost_bin().display(),
+        c2.display()
+    );
+    let out = run_ok(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    assert!(out.contains("Receiving content"), "{out}");
+}
