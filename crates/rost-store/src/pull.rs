@@ -80,6 +80,8 @@ pub struct PullOptions {
     pub disable_static_deltas: bool,
     /// Progress reports.
     pub progress: Option<ProgressSink>,
+    /// Fetch only these paths of the tree (the commit stays marked partial).
+    pub subpaths: Vec<String>,
 }
 
 /// What a pull did.
@@ -174,6 +176,7 @@ struct Puller<'a> {
     report: PullReport,
     dry_run: bool,
     progress: Option<ProgressSink>,
+    subpaths: Vec<String>,
 }
 
 impl Puller<'_> {
@@ -370,11 +373,40 @@ impl Puller<'_> {
 
     /// Fetches every object under `commit`'s tree that the repo lacks.
     fn pull_tree(&mut self, commit: &Commit) -> Result<()> {
-        let mut frontier: Vec<(Checksum, ObjectType)> = vec![
-            (commit.root_tree, ObjectType::DirTree),
-            (commit.root_meta, ObjectType::DirMeta),
+        let subpaths: Vec<String> = self.subpaths.iter().map(|p| normalize_path(p)).collect();
+        // (descend into this directory, take its files)
+        let scope = |dir: &str| -> (bool, bool) {
+            if subpaths.is_empty() {
+                return (true, true);
+            }
+            let mut out = (false, false);
+            for sp in &subpaths {
+                let dir_slash = if dir == "/" {
+                    "/".to_owned()
+                } else {
+                    format!("{dir}/")
+                };
+                if sp == "/" || dir == sp || dir.starts_with(&format!("{sp}/")) {
+                    out = (true, true);
+                } else if sp.starts_with(&dir_slash) {
+                    out.0 = true;
+                }
+            }
+            out
+        };
+        let join = |dir: &str, name: &str| {
+            if dir == "/" {
+                format!("/{name}")
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
+        // Frontier entries carry the directory path, for --subpath.
+        let mut frontier: Vec<(Checksum, ObjectType, String)> = vec![
+            (commit.root_tree, ObjectType::DirTree, "/".to_owned()),
+            (commit.root_meta, ObjectType::DirMeta, "/".to_owned()),
         ];
-        let mut seen: HashSet<(Checksum, ObjectType)> = frontier.iter().copied().collect();
+        let mut seen: HashSet<(Checksum, ObjectType, bool)> = HashSet::new();
         let mut files: Vec<Checksum> = Vec::new();
         let mut seen_files: HashSet<Checksum> = HashSet::new();
         // All of the tree's metadata is published together, before any content.
@@ -385,43 +417,58 @@ impl Puller<'_> {
         };
         while !frontier.is_empty() {
             let mut missing = Vec::new();
+            let mut tree_paths: std::collections::HashMap<Checksum, Vec<String>> =
+                std::collections::HashMap::new();
             let mut present_trees = Vec::new();
-            for (c, t) in frontier.drain(..) {
+            for (c, t, path) in frontier.drain(..) {
+                if t == ObjectType::DirTree {
+                    tree_paths.entry(c).or_default().push(path);
+                }
                 if self.repo.has_object(t, &c)? {
                     if t == ObjectType::DirTree {
                         present_trees.push(c);
                     }
-                } else {
+                } else if !missing.contains(&(c, t)) {
                     missing.push((c, t));
                 }
             }
             let fetched = self.fetch_metadata(missing)?;
             self.tell("metadata", self.report.metadata_fetched, 0);
-            let mut trees: Vec<DirTree> = Vec::new();
+            let mut trees: Vec<(Checksum, DirTree)> = Vec::new();
             for (c, t, b) in &fetched {
                 if let Some(tx) = &meta_tx {
                     tx.write_metadata(*t, b)?;
                 }
                 if *t == ObjectType::DirTree {
-                    trees.push(DirTree::parse(b, &c.to_hex())?);
+                    trees.push((*c, DirTree::parse(b, &c.to_hex())?));
                 }
             }
             for c in present_trees {
                 // Present trees may still have missing children from an earlier, killed pull.
-                trees.push(self.repo.load_dirtree(&c)?);
+                trees.push((c, self.repo.load_dirtree(&c)?));
             }
-            for tree in trees {
-                for f in tree.files {
-                    if seen_files.insert(f.checksum)
-                        && !self.repo.has_object(ObjectType::File, &f.checksum)?
-                    {
-                        files.push(f.checksum);
+            for (c, tree) in trees {
+                for dir in tree_paths.get(&c).cloned().unwrap_or_default() {
+                    let (_, take_files) = scope(&dir);
+                    for f in &tree.files {
+                        let wanted = take_files || subpaths.contains(&join(&dir, &f.name));
+                        if wanted
+                            && seen_files.insert(f.checksum)
+                            && !self.repo.has_object(ObjectType::File, &f.checksum)?
+                        {
+                            files.push(f.checksum);
+                        }
                     }
-                }
-                for d in tree.dirs {
-                    for key in [(d.tree, ObjectType::DirTree), (d.meta, ObjectType::DirMeta)] {
-                        if seen.insert(key) {
-                            frontier.push(key);
+                    for d in &tree.dirs {
+                        let sub = join(&dir, &d.name);
+                        let (descend, inside) = scope(&sub);
+                        if !descend {
+                            continue;
+                        }
+                        for key in [(d.tree, ObjectType::DirTree), (d.meta, ObjectType::DirMeta)] {
+                            if seen.insert((key.0, key.1, inside)) {
+                                frontier.push((key.0, key.1, sub.clone()));
+                            }
                         }
                     }
                 }
@@ -563,6 +610,14 @@ fn pick_delta(
     Ok(deltas.get(&to.to_string()).map(|sb| (None, *sb)))
 }
 
+fn normalize_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
 fn parse_detached(c: &Checksum, m: &[u8]) -> Result<Value> {
     Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m).map_err(|e| {
         Error::Corrupt {
@@ -631,9 +686,11 @@ pub fn pull_from(
         report: PullReport::default(),
         dry_run: opts.dry_run,
         progress: opts.progress.clone(),
+        subpaths: opts.subpaths.clone(),
     };
     for (r, c) in &targets {
         if !opts.disable_static_deltas
+            && opts.subpaths.is_empty()
             && !opts.dry_run
             && !opts.commit_metadata_only
             && repo.mode() != crate::RepoMode::Archive
@@ -766,7 +823,7 @@ pub fn pull_from(
                 repo.write_detached_metadata(cc, Some(&v))?;
             }
         }
-        if !opts.commit_metadata_only {
+        if !opts.commit_metadata_only && opts.subpaths.is_empty() {
             let _ = rustix::fs::unlinkat(
                 repo.dfd(),
                 commitpartial_path(c).as_str(),

@@ -245,6 +245,9 @@ pub struct PullArgs {
     /// Fetch objects even when the remote offers a static delta.
     #[arg(long)]
     disable_static_deltas: bool,
+    /// Fetch only this path of the tree (repeatable); the commit stays partial.
+    #[arg(long)]
+    subpath: Vec<String>,
     /// Remote name (or REMOTE:REF).
     remote: String,
     /// Refs to pull (default: all refs in the remote summary).
@@ -877,6 +880,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 dry_run: a.dry_run,
                 disable_static_deltas: a.disable_static_deltas,
                 progress: terminal_progress(),
+                subpaths: a.subpath.clone(),
                 ..Default::default()
             };
             let started = std::time::Instant::now();

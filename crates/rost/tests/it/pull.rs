@@ -1021,3 +1021,33 @@ fn pull_progress_only_on_a_terminal() {
     let out = run_ok(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
     assert!(out.contains("Receiving content"), "{out}");
 }
+
+/// --subpath fetches one subtree; the commit stays partial until a full pull.
+#[test]
+fn subpath_pull_fetches_one_subtree() {
+    let tmp = tempdir("pull-it-");
+    let (served, commit) = serve_fixture(tmp.path());
+    let c = client(tmp.path(), "c", &format!("file://{}", served.display()));
+    run_ok(rrepo(&c, &["pull", "--subpath", "/sub", "origin", "b"]));
+    assert!(c.join(format!("state/{commit}.commitpartial")).exists());
+    run_ok(rrepo(&c, &["fsck"]));
+    let co = tmp.path().join("co-sub");
+    run_ok(rrepo(
+        &c,
+        &[
+            "checkout",
+            "-U",
+            "--subpath",
+            "/sub",
+            &commit,
+            co.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(std::fs::read(co.join("file")).unwrap(), b"in sub\n");
+    // Content outside the subpath was not fetched.
+    let out = run_fail(rrepo(&c, &["cat", &commit, "/big.bin"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such content object"));
+    run_ok(rrepo(&c, &["pull", "origin", "b"]));
+    assert!(!c.join(format!("state/{commit}.commitpartial")).exists());
+    run_ok(rrepo(&c, &["fsck"]));
+}
