@@ -399,13 +399,7 @@ impl Repo {
             let target = rustix::fs::readlinkat(self.dfd(), &p, Vec::new()).ctx("readlink", &p)?;
             let target = String::from_utf8(target.into_bytes())
                 .map_err(|_| corrupt("symlink target is not UTF-8".into()))?;
-            let (uid, gid, xattrs) = if self.mode == RepoMode::Bare {
-                let x = fsutil::read_xattrs_path(&fsutil::proc_path(self.dfd(), p.as_os_str()))
-                    .ctx("reading xattrs", &p)?;
-                (st.st_uid, st.st_gid, x)
-            } else {
-                (0, 0, Vec::new())
-            };
+            let (uid, gid, xattrs) = self.bare_owner_and_xattrs(&p, &st)?;
             let header = FileHeader {
                 uid,
                 gid,
@@ -497,13 +491,7 @@ impl Repo {
                 })
             }
             RepoMode::Bare | RepoMode::BareUserOnly => {
-                let (uid, gid, xattrs) = if self.mode == RepoMode::Bare {
-                    let x = fsutil::read_xattrs_path(&fsutil::proc_path(self.dfd(), p.as_os_str()))
-                        .ctx("reading xattrs", &p)?;
-                    (st.st_uid, st.st_gid, x)
-                } else {
-                    (0, 0, Vec::new())
-                };
+                let (uid, gid, xattrs) = self.bare_owner_and_xattrs(&p, &st)?;
                 let header = FileHeader {
                     uid,
                     gid,
@@ -518,6 +506,21 @@ impl Repo {
                 })
             }
         }
+    }
+
+    /// Owner and xattrs of a bare-mode object: real ones in `bare`, none
+    /// (root, no xattrs) in `bare-user-only`.
+    fn bare_owner_and_xattrs(
+        &self,
+        p: &Path,
+        st: &rustix::fs::Stat,
+    ) -> Result<(u32, u32, objects::Xattrs)> {
+        if self.mode != RepoMode::Bare {
+            return Ok((0, 0, Vec::new()));
+        }
+        let x = fsutil::read_xattrs_path(&fsutil::proc_path(self.dfd(), p.as_os_str()))
+            .ctx("reading xattrs", p)?;
+        Ok((st.st_uid, st.st_gid, x))
     }
 
     /// Lists every object in `objects/`, in path order.
