@@ -64,6 +64,72 @@ fn digest_hex(algo: rpm::DigestAlgorithm, data: &[u8]) -> Option<String> {
     })
 }
 
+/// What every payload reader needs: the header's files by payload path, and
+/// the digest algorithm the header uses. Matching and checking live here once.
+pub(crate) struct PayloadIndex<'a> {
+    pub(crate) pkg_path: &'a Path,
+    by_path: HashMap<&'a str, &'a FileInfo>,
+    algo: rpm::DigestAlgorithm,
+}
+
+impl<'a> PayloadIndex<'a> {
+    pub(crate) fn new(pkg: &'a RpmPackage) -> PayloadIndex<'a> {
+        PayloadIndex {
+            pkg_path: pkg.path(),
+            by_path: pkg
+                .header
+                .files
+                .iter()
+                .map(|f| (f.path.as_str(), f))
+                .collect(),
+            algo: pkg
+                .inner
+                .metadata
+                .get_file_digest_algorithm()
+                .unwrap_or(rpm::DigestAlgorithm::Md5),
+        }
+    }
+
+    /// The header entry of a payload path and the path relative to the root;
+    /// an entry missing from the header or escaping the root is corruption.
+    pub(crate) fn entry(&self, path: &str) -> Result<(&'a FileInfo, PathBuf)> {
+        let info = *self.by_path.get(path).ok_or_else(|| {
+            Error::corrupt(
+                self.pkg_path,
+                format!("payload entry {path:?} is not in the header"),
+            )
+        })?;
+        let rel = safe_relative_path(path).map_err(|r| Error::corrupt(self.pkg_path, r))?;
+        Ok((info, rel))
+    }
+
+    /// Checks a regular file's content against the header's size and digest.
+    pub(crate) fn check(&self, info: &FileInfo, content: &[u8]) -> Result<()> {
+        if content.len() as u64 != info.size {
+            return Err(Error::corrupt(
+                self.pkg_path,
+                format!(
+                    "{}: payload has {} bytes, header says {}",
+                    info.path,
+                    content.len(),
+                    info.size
+                ),
+            ));
+        }
+        if let Some(expected) = &info.digest
+            && let Some(actual) = digest_hex(self.algo, content)
+            && !actual.eq_ignore_ascii_case(expected)
+        {
+            return Err(Error::ChecksumMismatch {
+                what: format!("{}: {}", self.pkg_path.display(), info.path),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Creates the parents of `rel` under `root`, refusing to pass through anything
 /// but real directories.
 fn ensure_parents(root: &Path, rel: &Path, pkg: &Path) -> Result<()> {
@@ -108,19 +174,9 @@ fn write_new(path: &Path, content: &[u8], perm: u32) -> Result<()> {
 
 /// Extracts the payload of `pkg` into `dest`, which must not exist yet.
 pub fn extract_payload(pkg: &RpmPackage, dest: &Path) -> Result<ExtractReport> {
-    let pkg_path = pkg.path();
+    let index = PayloadIndex::new(pkg);
+    let pkg_path = index.pkg_path;
     fs::create_dir(dest).map_err(|e| Error::io("creating directory", dest, e))?;
-    let by_path: HashMap<&str, &FileInfo> = pkg
-        .header
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let algo = pkg
-        .inner
-        .metadata
-        .get_file_digest_algorithm()
-        .unwrap_or(rpm::DigestAlgorithm::Md5);
     let mut report = ExtractReport::default();
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
     // Hardlink groups: inode -> (paths, holder path with content)
@@ -135,13 +191,7 @@ pub fn extract_payload(pkg: &RpmPackage, dest: &Path) -> Result<ExtractReport> {
             source,
         })?;
         let path_s = entry.metadata.path().to_string_lossy().into_owned();
-        let Some(info) = by_path.get(path_s.as_str()) else {
-            return Err(Error::corrupt(
-                pkg_path,
-                format!("payload entry {path_s:?} is not in the header"),
-            ));
-        };
-        let rel = safe_relative_path(&path_s).map_err(|r| Error::corrupt(pkg_path, r))?;
+        let (info, rel) = index.entry(&path_s)?;
         if info.is_ghost() {
             continue;
         }
@@ -174,26 +224,12 @@ pub fn extract_payload(pkg: &RpmPackage, dest: &Path) -> Result<ExtractReport> {
                 let g = groups.entry(info.inode).or_default();
                 g.0.push(full);
                 if g.1.is_none() && content.len() as u64 == info.size {
-                    if let Some(d) = &info.digest {
-                        verify_digest(algo, content, d, &path_s, pkg_path)?;
-                    }
+                    index.check(info, content)?;
                     g.1 = Some((rel.clone(), content.to_vec(), perm));
                 }
                 continue;
             }
-            if content.len() as u64 != info.size {
-                return Err(Error::corrupt(
-                    pkg_path,
-                    format!(
-                        "{path_s}: payload has {} bytes, header says {}",
-                        content.len(),
-                        info.size
-                    ),
-                ));
-            }
-            if let Some(d) = &info.digest {
-                verify_digest(algo, content, d, &path_s, pkg_path)?;
-            }
+            index.check(info, content)?;
             write_new(&full, content, perm)?;
             report.written += 1;
         } else {
@@ -225,25 +261,6 @@ pub fn extract_payload(pkg: &RpmPackage, dest: &Path) -> Result<ExtractReport> {
             .map_err(|e| Error::io("setting mode of", &d, e))?;
     }
     Ok(report)
-}
-
-fn verify_digest(
-    algo: rpm::DigestAlgorithm,
-    content: &[u8],
-    expected: &str,
-    file: &str,
-    pkg: &Path,
-) -> Result<()> {
-    if let Some(actual) = digest_hex(algo, content)
-        && !actual.eq_ignore_ascii_case(expected)
-    {
-        return Err(Error::ChecksumMismatch {
-            what: format!("{}: {file}", pkg.display()),
-            expected: expected.to_owned(),
-            actual,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

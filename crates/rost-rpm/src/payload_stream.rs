@@ -7,21 +7,8 @@
 
 use std::collections::HashMap;
 
-use sha2::Digest;
-
 use crate::error::{Error, Result};
 use crate::header::{FileInfo, RpmPackage};
-
-fn digest_hex(algo: rpm::DigestAlgorithm, data: &[u8]) -> Option<String> {
-    Some(match algo {
-        rpm::DigestAlgorithm::Md5 => hex::encode(md5::Md5::digest(data)),
-        rpm::DigestAlgorithm::Sha2_256 => hex::encode(sha2::Sha256::digest(data)),
-        rpm::DigestAlgorithm::Sha2_384 => hex::encode(sha2::Sha384::digest(data)),
-        rpm::DigestAlgorithm::Sha2_512 => hex::encode(sha2::Sha512::digest(data)),
-        rpm::DigestAlgorithm::Sha2_224 => hex::encode(sha2::Sha224::digest(data)),
-        _ => return None,
-    })
-}
 
 /// Calls `f(info, content)` for every non-ghost regular file of `pkg`'s payload,
 /// after checking the content against the header's size and digest.
@@ -29,42 +16,9 @@ pub fn for_each_regular_file(
     pkg: &RpmPackage,
     mut f: impl FnMut(&FileInfo, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let pkg_path = pkg.path();
-    let by_path: HashMap<&str, &FileInfo> = pkg
-        .header
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let algo = pkg
-        .inner
-        .metadata
-        .get_file_digest_algorithm()
-        .unwrap_or(rpm::DigestAlgorithm::Md5);
-    let check = |info: &FileInfo, content: &[u8]| -> Result<()> {
-        if content.len() as u64 != info.size {
-            return Err(Error::corrupt(
-                pkg_path,
-                format!(
-                    "{}: payload has {} bytes, header says {}",
-                    info.path,
-                    content.len(),
-                    info.size
-                ),
-            ));
-        }
-        if let Some(expected) = &info.digest
-            && let Some(actual) = digest_hex(algo, content)
-            && !actual.eq_ignore_ascii_case(expected)
-        {
-            return Err(Error::ChecksumMismatch {
-                what: format!("{}: {}", pkg_path.display(), info.path),
-                expected: expected.clone(),
-                actual,
-            });
-        }
-        Ok(())
-    };
+    let index = crate::payload::PayloadIndex::new(pkg);
+    let pkg_path = index.pkg_path;
+    let check = |info: &FileInfo, content: &[u8]| index.check(info, content);
     // Hardlink groups: members seen before the one carrying the content wait here.
     let mut waiting: HashMap<(u32, u32), Vec<&FileInfo>> = HashMap::new();
     let mut held: HashMap<(u32, u32), Vec<u8>> = HashMap::new();
@@ -78,13 +32,7 @@ pub fn for_each_regular_file(
             source,
         })?;
         let path_s = entry.metadata.path().to_string_lossy().into_owned();
-        let Some(info) = by_path.get(path_s.as_str()).copied() else {
-            return Err(Error::corrupt(
-                pkg_path,
-                format!("payload entry {path_s:?} is not in the header"),
-            ));
-        };
-        crate::payload::safe_relative_path(&path_s).map_err(|r| Error::corrupt(pkg_path, r))?;
+        let (info, _) = index.entry(&path_s)?;
         if info.is_ghost() || !info.is_regular() {
             continue;
         }
