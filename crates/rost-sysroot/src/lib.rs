@@ -55,7 +55,7 @@ mod sysroot;
 pub use error::{Error, Result};
 pub use lock::{LOCK_FILE, SysrootLock};
 pub use ops::{DeployOptions, DeployReport, init_fs};
-pub use staged::{FinalizeReport, STAGED_FILE};
+pub use staged::STAGED_FILE;
 pub use sysroot::{
     Deployment, LoadOptions, ORIGIN_TRANSIENT_GROUP, REPO_PATH, Sysroot, WriteReport,
 };

@@ -15,11 +15,10 @@ use rost_store::keyfile::KeyFile;
 
 use crate::bls::BootEntry;
 use crate::error::{Error, IoContext, Result};
-use crate::etc_merge::EtcDiff;
 use crate::fsx;
 use crate::lock::SysrootLock;
 use crate::ops::DeployOptions;
-use crate::sysroot::{Deployment, Sysroot, WriteReport};
+use crate::sysroot::{Deployment, Sysroot};
 
 /// The staged record, relative to the sysroot.
 pub const STAGED_FILE: &str = "run/ostree/rost-staged-deployment";
@@ -136,17 +135,6 @@ impl Staged {
     }
 }
 
-/// What [`Sysroot::finalize_staged`] did.
-#[derive(Debug, Clone)]
-pub struct FinalizeReport {
-    /// `CSUM.SERIAL` of the finalized deployment.
-    pub name: String,
-    /// The /etc changes carried over.
-    pub etc: Option<EtcDiff>,
-    /// The boot configuration write.
-    pub write: WriteReport,
-}
-
 impl Sysroot {
     /// `deploy --stage`: checkout and origin now, boot configuration at
     /// [`Sysroot::finalize_staged`]. Replaces an earlier staged deployment.
@@ -176,7 +164,10 @@ impl Sysroot {
 
     /// `finalize-staged`: merges `/etc` from the merge deployment as it is now
     /// and makes the staged deployment bootable. `Ok(None)` when nothing is staged.
-    pub fn finalize_staged(&mut self, lock: &SysrootLock) -> Result<Option<FinalizeReport>> {
+    pub fn finalize_staged(
+        &mut self,
+        lock: &SysrootLock,
+    ) -> Result<Option<crate::ops::DeployReport>> {
         let Some(st) = self.staged.clone() else {
             return Ok(None);
         };
@@ -222,7 +213,7 @@ impl Sysroot {
             Err(e) => return Err(e).ctx("removing", STAGED_FILE),
         }
         self.cleanup_locked(false)?;
-        Ok(Some(FinalizeReport {
+        Ok(Some(crate::ops::DeployReport {
             name: d.name(),
             etc,
             write,

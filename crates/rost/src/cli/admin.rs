@@ -208,16 +208,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let r = s
                 .deploy(&lock, &opts)
                 .with_context(|| format!("deploying {} into {}", d.rev, root.display()))?;
-            if let Some(e) = &r.etc {
-                writeln!(
-                    out,
-                    "Copying /etc changes: {} modified, {} removed, {} added",
-                    e.modified.len(),
-                    e.removed.len(),
-                    e.added.len()
-                )?;
-            }
-            writeln!(out, "{}", r.write)?;
+            print_deploy_report(&mut out, &r)?;
         }
         AdminCommand::Status { json } => {
             let s = open(&root)?;
@@ -262,7 +253,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let mut options = Vec::new();
             for kv in set {
                 let Some((k, v)) = kv.split_once('=') else {
-                    bail!("expected KEY=VALUE, got {kv:?}");
+                    bail!("--set: expected KEY=VALUE, got {kv:?}");
                 };
                 options.push((k.to_owned(), v.to_owned()));
             }
@@ -276,18 +267,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .context("finalizing the staged deployment")?
             {
                 None => writeln!(out, "No staged deployment")?,
-                Some(r) => {
-                    if let Some(e) = &r.etc {
-                        writeln!(
-                            out,
-                            "Copying /etc changes: {} modified, {} removed, {} added",
-                            e.modified.len(),
-                            e.removed.len(),
-                            e.added.len()
-                        )?;
-                    }
-                    writeln!(out, "{}", r.write)?;
-                }
+                Some(r) => print_deploy_report(&mut out, &r)?,
             }
         }
         AdminCommand::ConfigDiff { os } => {
@@ -399,5 +379,20 @@ fn print_status_json(s: &Sysroot, out: &mut impl Write) -> anyhow::Result<()> {
         "staged": staged,
     });
     writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
+}
+
+/// The lines ostree prints after a deployment is written (deploy or finalize).
+fn print_deploy_report(out: &mut dyn Write, r: &rost_sysroot::DeployReport) -> anyhow::Result<()> {
+    if let Some(e) = &r.etc {
+        writeln!(
+            out,
+            "Copying /etc changes: {} modified, {} removed, {} added",
+            e.modified.len(),
+            e.removed.len(),
+            e.added.len()
+        )?;
+    }
+    writeln!(out, "{}", r.write)?;
     Ok(())
 }
