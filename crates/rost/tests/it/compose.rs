@@ -10,12 +10,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{is_root, require_tool, rost, run_fail, run_ok};
+use crate::util::{SpecFile, is_root, require_tool, rost, rpm_fixture_repo, run_fail, run_ok};
 
 /// A fixture package.
 struct Pkg {
@@ -61,12 +60,6 @@ impl Pkg {
         s += self.scripts;
         s
     }
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
 /// The host's shell and the shared objects it loads, as (host path, path under /usr).
@@ -216,45 +209,15 @@ fn os_packages() -> Vec<Pkg> {
 
 /// Builds (or reuses) a repo of `pkgs`; returns the directory with `repodata/`.
 fn fixture_repo(pkgs: &[Pkg]) -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    "compose-fixture-v1".hash(&mut h);
-    for p in pkgs {
-        p.spec().hash(&mut h);
-    }
-    let root = target_dir().join("rost-fixtures");
-    let dir = root.join(format!("compose-{:016x}", h.finish()));
-    if dir.join("repo/repodata/repomd.xml").is_file() {
-        return dir.join("repo");
-    }
-    std::fs::create_dir_all(&root).unwrap();
-    let tmp = tempfile::tempdir_in(&root).unwrap();
-    let top = tmp.path().join("build");
-    let repo = tmp.path().join("out/repo");
-    std::fs::create_dir_all(top.join("SPECS")).unwrap();
-    std::fs::create_dir_all(&repo).unwrap();
-    for p in pkgs {
-        let spec = top.join(format!("SPECS/{}.spec", p.name));
-        std::fs::write(&spec, p.spec()).unwrap();
-        run_ok(
-            Command::new("rpmbuild")
-                .arg("--define")
-                .arg(format!("_topdir {}", top.display()))
-                .arg("--define")
-                .arg(format!("_rpmdir {}", repo.display()))
-                .arg("--define")
-                .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
-                .arg("-bb")
-                .arg(&spec),
-        );
-    }
-    run_ok(Command::new("createrepo_c").arg("--quiet").arg(&repo));
-    let out = tmp.path().join("out");
-    match std::fs::rename(&out, &dir) {
-        Ok(()) => {}
-        Err(_) if dir.join("repo/repodata/repomd.xml").is_file() => {}
-        Err(e) => panic!("renaming fixture into place: {e}"),
-    }
-    dir.join("repo")
+    let specs: Vec<SpecFile> = pkgs
+        .iter()
+        .map(|p| SpecFile {
+            file: format!("{}.spec", p.name),
+            text: p.spec(),
+            target: None,
+        })
+        .collect();
+    rpm_fixture_repo("compose", &specs)
 }
 
 fn have_tools() -> bool {

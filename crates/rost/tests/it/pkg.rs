@@ -7,12 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{require_tool, rost, run_fail, run_ok};
+use crate::util::{SpecFile, require_tool, rost, rpm_fixture_repo, run_fail, run_ok};
 
 /// A package to build: a compact description turned into a spec file.
 #[derive(Clone, Copy)]
@@ -128,56 +127,18 @@ impl P {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-/// Builds (or reuses) a repository of `pkgs` with rpmbuild + createrepo_c.
-/// Returns the directory holding `repodata/` and the RPMs.
+/// Builds (or reuses) a repository of `pkgs`; returns the directory holding
+/// `repodata/` and the RPMs.
 fn fixture_repo(pkgs: &[P]) -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    "fixture-v1".hash(&mut h);
-    for p in pkgs {
-        p.spec().hash(&mut h);
-    }
-    let root = target_dir().join("rost-fixtures");
-    let dir = root.join(format!("{:016x}", h.finish()));
-    if dir.join("repo/repodata/repomd.xml").is_file() {
-        return dir.join("repo");
-    }
-    std::fs::create_dir_all(&root).unwrap();
-    let tmp = tempfile::tempdir_in(&root).unwrap();
-    let top = tmp.path().join("build");
-    let repo = tmp.path().join("out/repo");
-    std::fs::create_dir_all(top.join("SPECS")).unwrap();
-    std::fs::create_dir_all(&repo).unwrap();
-    for p in pkgs {
-        let spec = top.join(format!("SPECS/{}-{}.spec", p.name, p.evr.replace(':', "_")));
-        std::fs::write(&spec, p.spec()).unwrap();
-        let mut cmd = Command::new("rpmbuild");
-        cmd.arg("--define")
-            .arg(format!("_topdir {}", top.display()))
-            .arg("--define")
-            .arg(format!("_rpmdir {}", repo.display()))
-            .arg("--define")
-            .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm");
-        if p.arch != "noarch" {
-            cmd.arg("--target").arg(p.arch);
-        }
-        cmd.arg("-bb").arg(&spec);
-        run_ok(&mut cmd);
-    }
-    run_ok(Command::new("createrepo_c").arg("--quiet").arg(&repo));
-    let out = tmp.path().join("out");
-    match std::fs::rename(&out, &dir) {
-        Ok(()) => {}
-        // Another test process built the same fixture first.
-        Err(_) if dir.join("repo/repodata/repomd.xml").is_file() => {}
-        Err(e) => panic!("renaming fixture into place: {e}"),
-    }
-    dir.join("repo")
+    let specs: Vec<SpecFile> = pkgs
+        .iter()
+        .map(|p| SpecFile {
+            file: format!("{}-{}.spec", p.name, p.evr.replace(':', "_")),
+            text: p.spec(),
+            target: (p.arch != "noarch").then(|| p.arch.to_owned()),
+        })
+        .collect();
+    rpm_fixture_repo("pkg", &specs)
 }
 
 fn rpms_in(repo: &Path) -> Vec<PathBuf> {

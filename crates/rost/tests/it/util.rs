@@ -116,3 +116,68 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .tempdir_in(base)
         .expect("creating a tempdir")
 }
+
+/// The cargo target directory (where costly fixtures are cached).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// One package to build: spec file name, spec text, `rpmbuild --target` arch.
+pub struct SpecFile {
+    /// File name under SPECS/.
+    pub file: String,
+    /// The spec.
+    pub text: String,
+    /// `--target` for rpmbuild (None for noarch).
+    pub target: Option<String>,
+}
+
+/// Builds (or reuses) an rpm-md repository of `specs` with the real rpmbuild and
+/// createrepo_c, cached under `target/rost-fixtures/TAG-HASH/` (built aside and
+/// renamed in, so parallel test processes share it). Returns the directory
+/// holding `repodata/` and the RPMs.
+pub fn rpm_fixture_repo(tag: &str, specs: &[SpecFile]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tag.hash(&mut h);
+    for s in specs {
+        (&s.file, &s.text, &s.target).hash(&mut h);
+    }
+    let root = target_dir().join("rost-fixtures");
+    let dir = root.join(format!("{tag}-{:016x}", h.finish()));
+    if dir.join("repo/repodata/repomd.xml").is_file() {
+        return dir.join("repo");
+    }
+    std::fs::create_dir_all(&root).expect("creating the fixture cache");
+    let tmp = tempfile::tempdir_in(&root).expect("creating a fixture build dir");
+    let top = tmp.path().join("build");
+    let repo = tmp.path().join("out/repo");
+    std::fs::create_dir_all(top.join("SPECS")).expect("creating SPECS");
+    std::fs::create_dir_all(&repo).expect("creating the repo dir");
+    for s in specs {
+        let spec = top.join("SPECS").join(&s.file);
+        std::fs::write(&spec, &s.text).expect("writing a spec");
+        let mut cmd = Command::new("rpmbuild");
+        cmd.arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", repo.display()))
+            .arg("--define")
+            .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm");
+        if let Some(t) = &s.target {
+            cmd.arg("--target").arg(t);
+        }
+        cmd.arg("-bb").arg(&spec);
+        run_ok(&mut cmd);
+    }
+    run_ok(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    match std::fs::rename(tmp.path().join("out"), &dir) {
+        Ok(()) => {}
+        // Another test process built the same fixture first.
+        Err(_) if dir.join("repo/repodata/repomd.xml").is_file() => {}
+        Err(e) => panic!("renaming fixture into place: {e}"),
+    }
+    dir.join("repo")
+}
