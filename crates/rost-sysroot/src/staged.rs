@@ -162,6 +162,21 @@ impl Sysroot {
         Ok(st.deployment.name())
     }
 
+    /// Drops the staged deployment (`rpm-ostree cleanup -p` with a staged
+    /// deployment): the record goes first, so a crash leaves only an
+    /// unreferenced checkout that the next cleanup removes. Returns its name.
+    pub fn unstage(&mut self, _lock: &SysrootLock) -> Result<Option<String>> {
+        let Some(st) = self.staged.take() else {
+            return Ok(None);
+        };
+        match rustix::fs::unlinkat(self.dfd(), STAGED_FILE, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e).ctx("removing", STAGED_FILE),
+        }
+        self.cleanup_locked(false)?;
+        Ok(Some(st.deployment.name()))
+    }
+
     /// `finalize-staged`: merges `/etc` from the merge deployment as it is now
     /// and makes the staged deployment bootable. `Ok(None)` when nothing is staged.
     pub fn finalize_staged(

@@ -147,7 +147,7 @@ fn load_opts(sysroot: &Path) -> LoadOptions {
     }
 }
 
-fn open(sysroot: &Path) -> anyhow::Result<Sysroot> {
+pub(crate) fn open(sysroot: &Path) -> anyhow::Result<Sysroot> {
     Sysroot::load(sysroot, &load_opts(sysroot))
         .with_context(|| format!("loading sysroot {}", sysroot.display()))
 }

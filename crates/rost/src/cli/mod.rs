@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod compose;
+pub mod db;
+pub mod host;
 pub mod ostree_compat;
 pub mod pkg;
 pub mod repo;
@@ -41,6 +43,21 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Serve an archive repository over HTTP (quick setups and tests).
     Serve(ServeArgs),
+    /// Show the deployments (rpm-ostree status).
+    Status(host::StatusArgs),
+    /// Pull the newest commit of the origin's branch and deploy it.
+    #[command(visible_alias = "update")]
+    Upgrade(host::UpgradeArgs),
+    /// Deploy a version or commit from the branch's history.
+    Deploy(host::DeployArgs),
+    /// Switch to another branch (and remote).
+    Rebase(host::RebaseArgs),
+    /// Make the previous deployment the default again.
+    Rollback(host::RollbackArgs),
+    /// Remove pending/rollback deployments, temporary files, caches.
+    Cleanup(host::CleanupArgs),
+    /// Package-level queries on commits.
+    Db(db::DbArgs),
 }
 
 /// `rost serve`
@@ -62,6 +79,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         Command::Pkg(cmd) => pkg::run(cmd),
         Command::Compose(cmd) => compose::run(cmd),
         Command::Admin(args) => admin::run(args),
+        Command::Status(a) => host::status(a),
+        Command::Upgrade(a) => host::upgrade(a),
+        Command::Deploy(a) => host::deploy(a),
+        Command::Rebase(a) => host::rebase(a),
+        Command::Rollback(a) => host::rollback(a),
+        Command::Cleanup(a) => host::cleanup(a),
+        Command::Db(a) => db::run(a),
         Command::Serve(a) => {
             let repo = rost_store::Repo::open(&a.repo)?;
             if repo.mode() != rost_store::RepoMode::Archive {
@@ -98,9 +122,13 @@ pub fn init_logging() {
 /// Prints an error chain once and picks the exit code.
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     // A closed stdout (`rost … | head`) is not a failure.
-    if let Some(io) = err.downcast_ref::<std::io::Error>()
-        && io.kind() == std::io::ErrorKind::BrokenPipe
-    {
+    let broken_pipe = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    });
+    if broken_pipe {
         return ExitCode::SUCCESS;
     }
     let _ = writeln!(std::io::stderr(), "error: {err:#}");

@@ -1000,7 +1000,7 @@ fn ref_matches(r: &RefSpec, prefix: &str) -> bool {
         || (prefix.ends_with(':') && s.starts_with(prefix))
 }
 
-fn human_size(b: u64) -> String {
+pub(crate) fn human_size(b: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
     if b < 1000 {
         return format!("{b} bytes");
@@ -1190,7 +1190,7 @@ fn show_delta(
 
 /// A progress line on stderr when it is a terminal (nothing otherwise, so
 /// logs and scripts stay clean): objects, bytes, rate and ETA.
-fn terminal_progress() -> Option<rost_store::pull::ProgressSink> {
+pub(crate) fn terminal_progress() -> Option<rost_store::pull::ProgressSink> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
