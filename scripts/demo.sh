@@ -44,11 +44,17 @@ run rost repo log --repo repo "$REF"
 
 step "serve it over loopback HTTP (any static web server works)"
 printf '$ rost serve --repo repo --addr 127.0.0.1:0 &\n'
-rost serve --repo repo --addr 127.0.0.1:0 2> serve.log &
+"$ROST" serve --repo repo --addr 127.0.0.1:0 > /dev/null 2> serve.log &
 SERVER=$!
 for _ in $(seq 50); do grep -q 'Serving' serve.log 2>/dev/null && break; sleep 0.1; done
 URL=$(sed -n 's/^Serving .* on //p' serve.log)
 echo "serving at $URL"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "The client half needs root: a sysroot's bare repository and deployments keep real file owners." >&2
+    echo "Server side done; rerun as root (sudo $0) for the client half. Work dir: $W" >&2
+    exit 1
+fi
 
 step "client: a fresh sysroot, release 1 pulled and deployed"
 mkdir sysroot

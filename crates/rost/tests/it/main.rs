@@ -9,6 +9,7 @@
 mod admin;
 mod compose;
 mod crash;
+mod host;
 mod http;
 mod pkg;
 mod pull;
