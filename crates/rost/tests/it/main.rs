@@ -10,6 +10,7 @@ mod admin;
 mod compose;
 mod crash;
 mod http;
+mod ostree_mode;
 mod pkg;
 mod pull;
 mod repo;
