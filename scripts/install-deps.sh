@@ -11,6 +11,9 @@ for pair in ostree:ostree getfattr:attr rpm:rpm rpmbuild:rpm createrepo_c:create
 done
 # bench/commit.sh measures with GNU time (`time` alone is the shell keyword).
 [ -x /usr/bin/time ] || need+=(time)
+# libostree's installed test suite, run against rost as `ostree` (bench/conformance.sh).
+[ -d /usr/libexec/installed-tests/libostree ] || need+=(ostree-tests)
+command -v gnome-desktop-testing-runner >/dev/null 2>&1 || need+=(gnome-desktop-testing)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     echo "installing: ${need[*]}" >&2

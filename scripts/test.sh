@@ -13,3 +13,11 @@ if cargo tree --workspace --locked -i openssl-sys >/dev/null 2>&1; then
     exit 1
 fi
 cargo nextest run --workspace --locked --profile ci
+# libostree's own shell tests with rost as `ostree`, tiers 1 (repo) and 3 (admin):
+# every file listed in bench/conformance-expected.txt must still pass (about a
+# minute at -j 2). Outside CI a machine without ostree-tests skips this step.
+if [ -d /usr/libexec/installed-tests/libostree ] || [ "${CI:-}" = true ]; then
+    bench/conformance.sh -j 2 -c bench/conformance-expected.txt 1 3
+else
+    echo "SKIP: libostree conformance (ostree-tests not installed; scripts/install-deps.sh)" >&2
+fi

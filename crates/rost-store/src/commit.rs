@@ -56,6 +56,9 @@ pub struct CommitOptions {
     pub no_bindings: bool,
     /// Skip xattrs of the source tree.
     pub no_xattrs: bool,
+    /// When the tree equals the parent's, write no commit and move no ref:
+    /// the result is the parent.
+    pub skip_if_unchanged: bool,
 }
 
 /// The result of a commit.
@@ -440,6 +443,13 @@ pub fn commit_directory(repo: &Repo, src: &Path, opts: &CommitOptions) -> Result
         (None, Some(b), _) => repo.read_ref(b)?,
         (None, None, _) => None,
     };
+    if let (true, Some(p)) = (opts.skip_if_unchanged, parent) {
+        let pc = repo.load_commit(&p)?;
+        if (pc.root_tree, pc.root_meta) == (root_tree, root_meta) {
+            let stats = tx.commit()?;
+            return Ok(CommitResult { commit: p, stats });
+        }
+    }
     let commit = Commit {
         metadata: commit_metadata(repo, opts),
         parent,

@@ -51,7 +51,7 @@ pub enum Error {
     #[error("invalid checksum {0:?}")]
     InvalidChecksum(String),
     /// A ref name that OSTree would reject.
-    #[error("invalid ref name {0:?}")]
+    #[error("{}", crate::msg::invalid_refspec(.0))]
     InvalidRef(String),
     /// Input the store cannot represent (special files, non-UTF-8 names, …).
     #[error("{path}: {reason}")]

@@ -19,6 +19,8 @@ pub struct FsckProblem {
     pub message: String,
     /// The object, when the problem is a corrupt object that `--delete` may remove.
     pub corrupt: Option<(Checksum, ObjectType)>,
+    /// The commits whose trees reach the object (empty for ref problems).
+    pub commits: Vec<Checksum>,
 }
 
 /// Result of a check.
@@ -32,9 +34,19 @@ pub struct FsckReport {
     pub problems: Vec<FsckProblem>,
     /// Corrupt objects removed (with `delete`).
     pub deleted: usize,
-    /// Commits marked partial (not walked).
+    /// Commits already partial (`state/CSUM.commitpartial`), not walked.
     pub partial_commits: usize,
+    /// Of those, the ones an earlier fsck marked for missing or deleted
+    /// objects (the marker holds `f`, as libostree writes it).
+    pub fsck_partial_commits: usize,
+    /// Commits this run marked partial: they lack objects (missing, or
+    /// corrupt and deleted), so a later pull fetches them again.
+    pub marked_partial: Vec<Checksum>,
 }
+
+/// Content of a commitpartial marker written by fsck (libostree's
+/// `OSTREE_REPO_COMMIT_STATE_FSCK_PARTIAL`).
+const FSCK_PARTIAL_MARK: &[u8] = b"f";
 
 /// fsck options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,9 +85,7 @@ pub fn verify_object(
         }
         let actual = Checksum(h.finalize().into());
         if actual != *csum {
-            return Err(format!(
-                "Corrupted file object; checksum expected='{csum}' actual='{actual}'"
-            ));
+            return Err(crate::msg::corrupted_object("file", csum, actual));
         }
         return Ok(());
     }
@@ -94,9 +104,7 @@ pub fn verify_object(
     }
     let actual = Checksum::of(&bytes);
     if actual != *csum {
-        return Err(format!(
-            "Corrupted metadata object; checksum expected='{csum}' actual='{actual}'"
-        ));
+        return Err(crate::msg::corrupted_object(ty.extension(), csum, actual));
     }
     let parsed = match ty {
         ObjectType::Commit => Commit::parse(&bytes, &name).map(|_| ()),
@@ -122,6 +130,7 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
                 object: format!("{c}.{t}"),
                 message,
                 corrupt: Some((*c, *t)),
+                commits: Vec::new(),
             })
         })
         .collect();
@@ -135,8 +144,12 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
         if !present.contains(&(*c, ObjectType::Commit)) {
             report.problems.push(FsckProblem {
                 object: format!("ref {spec}"),
-                message: format!("Ref '{spec}' points to missing commit {c}"),
+                message: format!(
+                    "Loading commit for ref {spec}: {}",
+                    crate::msg::no_such_metadata_object(c, "commit")
+                ),
                 corrupt: None,
+                commits: Vec::new(),
             });
         }
     }
@@ -151,8 +164,13 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
         // A commit whose pull is incomplete (state/CSUM.commitpartial) may lack
         // objects by design; libostree's fsck treats it the same way.
         let partial = format!("state/{c}.commitpartial");
-        if rustix::fs::statat(repo.dfd(), partial.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+        if let Some(mark) =
+            crate::fsutil::read_file_optional_at(repo.dfd(), std::path::Path::new(&partial))?
+        {
             report.partial_commits += 1;
+            if mark == FSCK_PARTIAL_MARK {
+                report.fsck_partial_commits += 1;
+            }
             continue;
         }
         let Ok(commit) = repo.load_commit(c) else {
@@ -164,6 +182,7 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
                     object: format!("{obj}.{ty}"),
                     message: format!("Object missing: {obj}.{ty} (referenced by {from})"),
                     corrupt: None,
+                    commits: Vec::new(),
                 });
                 false
             } else {
@@ -198,14 +217,97 @@ pub fn fsck(repo: &Repo, opts: FsckOptions) -> Result<FsckReport> {
     missing.sort_by(|a, b| a.object.cmp(&b.object));
     missing.dedup_by(|a, b| a.object == b.object);
     report.problems.extend(missing);
+    if report.problems.iter().all(|p| p.object.starts_with("ref ")) {
+        return Ok(report);
+    }
+    attribute_to_commits(repo, &objects, &mut report.problems)?;
 
-    if opts.delete {
-        for p in &report.problems {
-            if let Some((c, t)) = p.corrupt {
-                repo.delete_object(t, &c)?;
-                report.deleted += 1;
+    let mut to_mark: Vec<Checksum> = Vec::new();
+    for p in &report.problems {
+        if let Some((c, t)) = p.corrupt {
+            if !opts.delete {
+                continue;
+            }
+            repo.delete_object(t, &c)?;
+            report.deleted += 1;
+        }
+        to_mark.extend(p.commits.iter().copied());
+    }
+    to_mark.sort();
+    to_mark.dedup();
+    for c in to_mark {
+        crate::fsutil::ensure_dir_at(repo.dfd(), std::path::Path::new("state"), 0o755).map_err(
+            |e| Error::Io {
+                op: "creating",
+                path: "state".into(),
+                source: e.into(),
+            },
+        )?;
+        crate::fsutil::replace_file_at(
+            repo.dfd(),
+            std::path::Path::new(&format!("state/{c}.commitpartial")),
+            FSCK_PARTIAL_MARK,
+            0o644,
+            crate::fsutil::Durability::Now,
+        )?;
+        report.marked_partial.push(c);
+    }
+    Ok(report)
+}
+
+/// Fills in which commits reach each problem object. Only run when there
+/// are problems: it walks every complete commit's tree on its own.
+fn attribute_to_commits(
+    repo: &Repo,
+    objects: &[(Checksum, ObjectType)],
+    problems: &mut [FsckProblem],
+) -> Result<()> {
+    let wanted: HashSet<String> = problems.iter().map(|p| p.object.clone()).collect();
+    for (c, t) in objects {
+        if *t != ObjectType::Commit {
+            continue;
+        }
+        let partial = format!("state/{c}.commitpartial");
+        if rustix::fs::statat(repo.dfd(), partial.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+            continue;
+        }
+        let mut hit: HashSet<String> = HashSet::new();
+        let commit_name = format!("{c}.{t}");
+        if wanted.contains(&commit_name) {
+            hit.insert(commit_name);
+        }
+        if let Ok(commit) = repo.load_commit(c) {
+            let mut note = |name: String| {
+                if wanted.contains(&name) {
+                    hit.insert(name);
+                }
+            };
+            note(format!("{}.{}", commit.root_meta, ObjectType::DirMeta));
+            note(format!("{}.{}", commit.root_tree, ObjectType::DirTree));
+            let mut seen: HashSet<Checksum> = HashSet::new();
+            let mut stack = vec![commit.root_tree];
+            while let Some(tc) = stack.pop() {
+                if !seen.insert(tc) {
+                    continue;
+                }
+                let Ok(tree) = repo.load_dirtree(&tc) else {
+                    continue;
+                };
+                for f in &tree.files {
+                    note(format!("{}.{}", f.checksum, ObjectType::File));
+                }
+                for d in &tree.dirs {
+                    note(format!("{}.{}", d.meta, ObjectType::DirMeta));
+                    note(format!("{}.{}", d.tree, ObjectType::DirTree));
+                    stack.push(d.tree);
+                }
+            }
+        }
+        for p in problems.iter_mut() {
+            if hit.contains(&p.object) {
+                p.commits.push(*c);
             }
         }
     }
-    Ok(report)
+    Ok(())
 }

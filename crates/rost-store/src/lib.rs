@@ -45,6 +45,7 @@ pub mod fsutil;
 pub mod gpg;
 pub mod gvariant;
 pub mod keyfile;
+pub mod msg;
 pub mod objects;
 pub mod prune;
 pub mod pull;

@@ -192,14 +192,16 @@ pub struct DirTree {
     pub dirs: Vec<TreeDir>,
 }
 
-/// Checks a dirtree entry name as fsck does.
-pub fn validate_filename(name: &str) -> std::result::Result<(), &'static str> {
+/// Checks a dirtree entry name as libostree does (its wording).
+pub fn validate_filename(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
-        Err("empty file name")
-    } else if name == "." || name == ".." {
-        Err("invalid file name")
+        Err(crate::msg::INVALID_EMPTY_FILENAME.to_owned())
+    } else if name == "." {
+        Err(crate::msg::INVALID_DOT_FILENAME.to_owned())
+    } else if name == ".." {
+        Err(crate::msg::INVALID_DOTDOT_FILENAME.to_owned())
     } else if name.contains('/') {
-        Err("file name contains '/'")
+        Err(crate::msg::invalid_slash_in_filename(name))
     } else {
         Ok(())
     }
@@ -257,7 +259,7 @@ impl DirTree {
                 return Err(err(&"bad file entry"));
             };
             let n = f[0].as_str().unwrap_or_default().to_owned();
-            validate_filename(&n).map_err(|e| err(&format!("{e}: {n:?}")))?;
+            validate_filename(&n).map_err(|e| err(&e))?;
             let Value::Bytes(c) = &f[1] else {
                 return Err(err(&"bad file entry"));
             };
@@ -274,7 +276,7 @@ impl DirTree {
                 return Err(err(&"bad dir entry"));
             };
             let n = d[0].as_str().unwrap_or_default().to_owned();
-            validate_filename(&n).map_err(|e| err(&format!("{e}: {n:?}")))?;
+            validate_filename(&n).map_err(|e| err(&e))?;
             let (Value::Bytes(t), Value::Bytes(mm)) = (&d[1], &d[2]) else {
                 return Err(err(&"bad dir entry"));
             };

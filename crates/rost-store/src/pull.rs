@@ -869,19 +869,38 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
 }
 
 /// Copies `refs` (and everything they reach) from another local repo of any mode.
-pub fn pull_local(repo: &Repo, src: &Repo, refs: &[String], depth: i64) -> Result<PullReport> {
+///
+/// Refs land under `refs/remotes/REMOTE/` when `remote` is given, else as
+/// local branches. `opts` applies as for [`pull`] (`depth`,
+/// `commit_metadata_only`, the signature policy).
+pub fn pull_local(
+    repo: &Repo,
+    src: &Repo,
+    refs: &[String],
+    remote: Option<&str>,
+    opts: &PullOptions,
+) -> Result<PullReport> {
+    let depth = opts.depth;
     if src.mode() == crate::RepoMode::Archive {
         let fetcher = crate::fetch::FileFetcher::new(src.path());
-        let opts = PullOptions {
-            depth,
-            mirror: true,
-            ..Default::default()
+        let o = PullOptions {
+            mirror: remote.is_none(),
+            progress: None,
+            ..opts.clone()
         };
-        return pull_from(repo, &fetcher, None, refs, &opts);
+        return pull_from(repo, &fetcher, remote, refs, &o);
+    }
+    if opts.commit_metadata_only {
+        return Err(Error::Other(format!(
+            "--commit-metadata-only from a {} repository is not supported; use an archive source",
+            src.mode().as_config_str()
+        )));
     }
     let mut report = PullReport::default();
     for r in refs {
         let c = src.resolve_commit(r)?;
+        let raw = src.load_metadata_raw(ObjectType::Commit, &c)?;
+        verify_commit_signatures(src, opts, &c, &raw, None)?;
         let mut want = HashSet::new();
         crate::walk::reachable_objects(
             src,
@@ -931,13 +950,23 @@ pub fn pull_local(repo: &Repo, src: &Repo, refs: &[String], depth: i64) -> Resul
             let spec = RefSpec::parse(r)?;
             tx.set_ref(
                 RefSpec {
-                    remote: None,
+                    remote: remote.map(str::to_owned),
                     name: spec.name,
                 },
                 Some(c),
             );
         }
         tx.commit()?;
+        // Everything the commit reaches is here now (an earlier pull or fsck
+        // may have marked it partial).
+        match rustix::fs::unlinkat(
+            repo.dfd(),
+            commitpartial_path(&c).as_str(),
+            rustix::fs::AtFlags::empty(),
+        ) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e).ctx("removing", commitpartial_path(&c)),
+        }
         for oc in commitmeta {
             if let Some(v) = src.load_detached_metadata(&oc)? {
                 repo.write_detached_metadata(&oc, Some(&v))?;

@@ -81,13 +81,31 @@ fn parse_ref_file(data: &[u8], path: &Path) -> Result<Checksum> {
     })
 }
 
+/// Alias chains longer than this are not followed.
+const MAX_ALIAS_DEPTH: usize = 8;
+
 impl Repo {
-    /// Reads a ref, `None` when it does not exist.
+    /// Reads a ref, `None` when it does not exist. A local alias (a symlink
+    /// under `refs/heads`) reads as the ref it names.
     pub fn read_ref(&self, spec: &RefSpec) -> Result<Option<Checksum>> {
+        let mut spec = spec.clone();
+        for _ in 0..MAX_ALIAS_DEPTH {
+            match (&spec.remote, self.read_ref_alias(&spec.name)?) {
+                (None, Some(target)) => spec.name = target,
+                _ => break,
+            }
+        }
         let p = spec.path();
-        match fsutil::read_file_optional_at(self.dfd(), &p)? {
-            Some(d) => Ok(Some(parse_ref_file(&d, &p)?)),
-            None => Ok(None),
+        match fsutil::read_file_optional_at(self.dfd(), &p) {
+            Ok(Some(d)) => Ok(Some(parse_ref_file(&d, &p)?)),
+            Ok(None) => Ok(None),
+            // A directory of refs (`a` when `a/b` exists) is not itself a ref.
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(Errno::ISDIR.raw_os_error()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -98,6 +116,21 @@ impl Repo {
         let p = spec.path();
         match target {
             Some(c) => {
+                // An empty directory (left by deleting the refs under it)
+                // gives way; one that still holds refs is a conflict.
+                match rustix::fs::unlinkat(self.dfd(), &p, AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(Errno::NOENT | Errno::NOTDIR) => {}
+                    Err(Errno::NOTEMPTY | Errno::EXIST) => {
+                        let under = fsutil::open_dir_at(self.dfd(), &p)
+                            .ok()
+                            .and_then(|fd| fsutil::list_dir(fd.as_fd()).ok())
+                            .and_then(|l| l.into_iter().next())
+                            .map(|e| e.name.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        return Err(Error::Other(crate::msg::ref_conflict(under, spec)));
+                    }
+                    Err(e) => return Err(e).ctx("removing", p),
+                }
                 if let Some(parent) = p.parent() {
                     fsutil::ensure_dir_all_at(self.dfd(), parent, 0o755).ctx("creating", parent)?;
                 }
@@ -111,10 +144,98 @@ impl Repo {
             }
             None => match rustix::fs::unlinkat(self.dfd(), &p, AtFlags::empty()) {
                 Ok(()) => Ok(()),
-                Err(Errno::NOENT) => Err(Error::NotFound(format!("Refspec '{spec}' not found"))),
+                Err(Errno::NOENT) => Err(Error::NotFound(crate::msg::refspec_not_found(spec))),
                 Err(e) => Err(e).ctx("removing", p),
             },
         }
+    }
+
+    /// The ref a local alias names, `None` when `name` is not an alias.
+    ///
+    /// An alias is a symlink `refs/heads/NAME` whose target is a path relative
+    /// to its directory, as `ostree refs --alias --create` writes it.
+    pub fn read_ref_alias(&self, name: &str) -> Result<Option<String>> {
+        let p = Path::new("refs/heads").join(name);
+        let target = match rustix::fs::readlinkat(self.dfd(), &p, Vec::new()) {
+            Ok(t) => t,
+            Err(Errno::NOENT | Errno::INVAL | Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(e).ctx("reading link", p),
+        };
+        let target = target.to_string_lossy();
+        let mut parts: Vec<&str> = name.split('/').collect();
+        parts.pop();
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(Error::Corrupt {
+                            object: p.display().to_string(),
+                            reason: format!("alias target {target:?} leaves refs/heads"),
+                        });
+                    }
+                }
+                c => parts.push(c),
+            }
+        }
+        Ok(Some(parts.join("/")))
+    }
+
+    /// Every local alias: alias name to the ref it names.
+    pub fn list_ref_aliases(&self) -> Result<BTreeMap<String, String>> {
+        let mut names = Vec::new();
+        self.walk_ref_links(Path::new("refs/heads"), "", &mut names)?;
+        let mut out = BTreeMap::new();
+        for n in names {
+            if let Some(t) = self.read_ref_alias(&n)? {
+                out.insert(n, t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn walk_ref_links(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+        let fd = match fsutil::open_dir_at(self.dfd(), dir) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e).ctx("opening", dir),
+        };
+        for e in fsutil::list_dir(fd.as_fd()).ctx("listing", dir)? {
+            let Some(n) = e.name.to_str() else { continue };
+            if n.starts_with('.') {
+                continue;
+            }
+            let full = if prefix.is_empty() {
+                n.to_owned()
+            } else {
+                format!("{prefix}/{n}")
+            };
+            match e.file_type {
+                FileType::Directory => self.walk_ref_links(&dir.join(n), &full, out)?,
+                FileType::Symlink => out.push(full),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the local ref `alias` a symlink to the local ref `target`
+    /// (replacing what was there). Durable on return.
+    pub fn write_ref_alias(&self, alias: &str, target: &str) -> Result<()> {
+        let p = Path::new("refs/heads").join(alias);
+        let parent = p.parent().unwrap_or(Path::new("refs/heads"));
+        fsutil::ensure_dir_all_at(self.dfd(), parent, 0o755).ctx("creating", parent)?;
+        let depth = alias.split('/').count() - 1;
+        let link = format!("{}{target}", "../".repeat(depth));
+        let tmp = parent.join(format!(".tmp-alias.{}", fsutil::random_suffix()));
+        rustix::fs::symlinkat(link.as_str(), self.dfd(), &tmp).ctx("creating", &tmp)?;
+        if let Err(e) = rustix::fs::renameat(self.dfd(), &tmp, self.dfd(), &p) {
+            let _ = rustix::fs::unlinkat(self.dfd(), &tmp, AtFlags::empty());
+            return Err(e).ctx("renaming into place", p);
+        }
+        let pfd = fsutil::open_dir_at(self.dfd(), parent).ctx("opening", parent)?;
+        rustix::fs::fsync(&pfd).ctx("fsync", parent)?;
+        Ok(())
     }
 
     /// Every ref: local ones by name, remote ones as `remote:name`.
@@ -162,7 +283,8 @@ impl Repo {
         };
         for e in fsutil::list_dir(fd.as_fd()).ctx("listing", dir)? {
             let Some(n) = e.name.to_str() else { continue };
-            if n.starts_with(".tmp-") {
+            // As ostree: dot files (temporaries, tools' stamps) are not refs.
+            if n.starts_with('.') {
                 continue;
             }
             let full = if prefix.is_empty() {
@@ -173,6 +295,17 @@ impl Repo {
             let p = dir.join(n);
             if e.file_type == FileType::Directory {
                 self.walk_refs(&p, &full, f)?;
+            } else if e.file_type == FileType::Symlink {
+                // An alias (only meaningful under refs/heads).
+                let spec = RefSpec {
+                    remote: None,
+                    name: full.clone(),
+                };
+                if dir.starts_with("refs/heads")
+                    && let Some(c) = self.read_ref(&spec)?
+                {
+                    f(full, c);
+                }
             } else if let Some(d) = fsutil::read_file_optional_at(self.dfd(), &p)? {
                 f(full, parse_ref_file(&d, &p)?);
             }
@@ -197,6 +330,9 @@ impl Repo {
         if Checksum::is_valid_hex(rev) {
             return rev.parse().map(Some);
         }
+        if let Some(c) = self.resolve_partial_checksum(rev)? {
+            return Ok(Some(c));
+        }
         let spec = RefSpec::parse(rev)?;
         if let Some(c) = self.read_ref(&spec)? {
             return Ok(Some(c));
@@ -209,22 +345,82 @@ impl Repo {
                     return Ok(Some(parse_ref_file(&d, &p)?));
                 }
             }
+            // Then the same name under any remote, as libostree does.
+            let remotes = match fsutil::open_dir_at(self.dfd(), Path::new("refs/remotes")) {
+                Ok(fd) => fsutil::list_dir(fd.as_fd()).ctx("listing", "refs/remotes")?,
+                Err(Errno::NOENT) => Vec::new(),
+                Err(e) => return Err(e).ctx("opening", "refs/remotes"),
+            };
+            let mut names: Vec<String> = remotes
+                .into_iter()
+                .filter(|e| e.file_type == FileType::Directory)
+                .filter_map(|e| e.name.into_string().ok())
+                .collect();
+            names.sort();
+            for r in names {
+                let spec = RefSpec {
+                    remote: Some(r),
+                    name: spec.name.clone(),
+                };
+                if let Some(c) = self.read_ref(&spec)? {
+                    return Ok(Some(c));
+                }
+            }
         }
         Ok(None)
+    }
+
+    /// A commit named by a checksum prefix (at least 4 lowercase hex
+    /// digits), as ostree accepts one; `None` when no commit matches. A
+    /// prefix matching several commits is an error.
+    fn resolve_partial_checksum(&self, rev: &str) -> Result<Option<Checksum>> {
+        if rev.len() < 4
+            || rev.len() >= 64
+            || !rev
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Ok(None);
+        }
+        let dir = Path::new("objects").join(&rev[..2]);
+        let fd = match fsutil::open_dir_at(self.dfd(), &dir) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e).ctx("opening", dir),
+        };
+        let mut found: Option<Checksum> = None;
+        for e in fsutil::list_dir(fd.as_fd()).ctx("listing", &dir)? {
+            let Some(n) = e.name.to_str() else { continue };
+            let Some(rest) = n.strip_suffix(".commit") else {
+                continue;
+            };
+            let hex = format!("{}{rest}", &rev[..2]);
+            if !hex.starts_with(rev) {
+                continue;
+            }
+            let Ok(c) = hex.parse::<Checksum>() else {
+                continue;
+            };
+            if found.is_some() {
+                return Err(Error::Other(format!("Refspec {rev} not unique")));
+            }
+            found = Some(c);
+        }
+        Ok(found)
     }
 
     /// Resolves a revision; a missing ref is an error.
     pub fn resolve_rev(&self, rev: &str) -> Result<Checksum> {
         self.resolve_rev_optional(rev)?
-            .ok_or_else(|| Error::NotFound(format!("Refspec '{rev}' not found")))
+            .ok_or_else(|| Error::NotFound(crate::msg::refspec_not_found(rev)))
     }
 
     /// Resolves a revision and checks that the commit object is present.
     pub fn resolve_commit(&self, rev: &str) -> Result<Checksum> {
         let c = self.resolve_rev(rev)?;
         if !self.has_object(ObjectType::Commit, &c)? {
-            return Err(Error::NotFound(format!(
-                "No such metadata object {c}.commit"
+            return Err(Error::NotFound(crate::msg::no_such_metadata_object(
+                c, "commit",
             )));
         }
         Ok(c)

@@ -199,6 +199,13 @@ impl Repo {
                 reason: format!("core.mode: unsupported mode {m:?}"),
             })?,
         };
+        // As libostree: a deleted tmp/ is recreated, it holds nothing durable.
+        match rustix::fs::mkdirat(&fd, "tmp", rustix::fs::Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            // A read-only repository still opens for reading.
+            Err(rustix::io::Errno::ROFS | rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {}
+            Err(e) => return Err(e).ctx("creating", path.join("tmp")),
+        }
         for d in ["objects", "tmp", "refs/heads"] {
             match rustix::fs::statat(&fd, d, AtFlags::empty()) {
                 Ok(_) => {}

@@ -14,7 +14,7 @@ use rost_store::objects::{Commit, S_IFDIR, S_IFLNK, S_IFMT};
 use rost_store::prune::{PruneOptions, prune};
 use rost_store::refs::RefSpec;
 use rost_store::walk::{TreeNode, lookup_path};
-use rost_store::{Checksum, Repo, RepoMode};
+use rost_store::{Checksum, Repo, RepoMode, msg};
 
 /// `rost repo [--repo R] COMMAND`.
 #[derive(Debug, Args)]
@@ -47,6 +47,10 @@ pub enum RepoCommand {
     Refs(RefsArgs),
     /// Print the commit a revision resolves to.
     RevParse(RevParseArgs),
+    /// Point a ref at another commit (history need not be linear).
+    Reset(ResetArgs),
+    /// Read or change a setting of the repository config.
+    Config(ConfigArgs),
     /// Show the files that differ between two revisions.
     Diff(DiffArgs),
     /// Check the integrity of every object.
@@ -109,6 +113,9 @@ pub enum StaticDeltaCommand {
         /// Never use bsdiff.
         #[arg(long)]
         disable_bsdiff: bool,
+        /// Do nothing (and say so) when the delta is already there.
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// Apply a delta from a local directory (or its superblock file).
     ApplyOffline {
@@ -182,6 +189,10 @@ pub enum RemoteCommand {
         /// Do not require GPG signatures.
         #[arg(long)]
         no_gpg_verify: bool,
+        /// Do not require ed25519 signatures (the default; written as
+        /// `sign-verify=false`).
+        #[arg(long)]
+        no_sign_verify: bool,
         /// Do nothing if it exists.
         #[arg(long)]
         if_not_exists: bool,
@@ -260,6 +271,25 @@ pub struct PullLocalArgs {
     /// Parents to copy (-1 = all).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     depth: i64,
+    /// Copy only commit objects (the commits stay partial).
+    #[arg(long)]
+    commit_metadata_only: bool,
+    /// Record the refs as REMOTE's (`refs/remotes/REMOTE/`) and apply its
+    /// signature keys for --gpg-verify.
+    #[arg(long)]
+    remote: Option<String>,
+    /// Require a good OpenPGP signature from the remote's keyring on each commit.
+    #[arg(long, requires = "remote")]
+    gpg_verify: bool,
+    /// Require a good OpenPGP signature on the source's summary.
+    #[arg(long, requires = "remote")]
+    gpg_verify_summary: bool,
+    /// Accepted for compatibility: rost verifies every object it copies.
+    #[arg(long)]
+    untrusted: bool,
+    /// Accepted for compatibility: one syncfs per transaction, always.
+    #[arg(long)]
+    disable_fsync: bool,
     /// Source repository.
     src: PathBuf,
     /// Refs (default: all of the source's local refs).
@@ -322,6 +352,24 @@ pub struct CommitArgs {
     /// Tree to commit: dir=PATH.
     #[arg(long, value_name = "dir=PATH")]
     tree: Vec<String>,
+    /// Mark the commit bootable: `ostree.bootable` and `ostree.linux` (the
+    /// kernel version under /usr/lib/modules).
+    #[arg(long)]
+    bootable: bool,
+    /// Delete the source directory once it is committed.
+    #[arg(long)]
+    consume: bool,
+    /// Accepted for compatibility (an optimization in ostree; rost hashes
+    /// every file).
+    #[arg(long)]
+    link_checkout_speedup: bool,
+    /// Do nothing when the tree equals the branch's current commit's.
+    #[arg(long)]
+    skip_if_unchanged: bool,
+    /// Accepted for compatibility: writes are always made durable once per
+    /// transaction (`syncfs`), whatever the policy.
+    #[arg(long, value_name = "POLICY")]
+    fsync: Option<String>,
     /// Directory to commit (default: the current directory).
     path: Option<PathBuf>,
 }
@@ -413,15 +461,48 @@ pub struct RefsArgs {
     /// Create a ref NEW pointing at the revision given as argument.
     #[arg(long, value_name = "NEW")]
     create: Option<String>,
+    /// Print full ref names even under a PREFIX.
+    #[arg(long)]
+    list: bool,
+    /// List aliases only; with --create, make NEW an alias of the given ref.
+    #[arg(short = 'A', long)]
+    alias: bool,
+    /// With --create, replace an existing ref.
+    #[arg(long)]
+    force: bool,
     /// Prefix filter, or the revision for --create.
+    args: Vec<String>,
+}
+
+/// `reset`
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Ref to move.
+    r#ref: String,
+    /// Commit to point it at.
+    rev: String,
+}
+
+/// `config`
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Group of the key (KEY is then the bare key name).
+    #[arg(long)]
+    group: Option<String>,
+    /// get KEY | set KEY VALUE | unset KEY (KEY is GROUP.NAME without --group).
+    #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
 }
 
 /// `rev-parse`
 #[derive(Debug, Args)]
 pub struct RevParseArgs {
+    /// Print the repository's only commit (an error if it has none or several).
+    #[arg(short = 'S', long)]
+    single: bool,
     /// Revision.
-    rev: String,
+    #[arg(required_unless_present = "single")]
+    rev: Option<String>,
 }
 
 /// `diff`
@@ -442,6 +523,9 @@ pub struct FsckArgs {
     /// Print less.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Report every problem (rost always does; accepted for ostree).
+    #[arg(short = 'a', long)]
+    all: bool,
 }
 
 /// `prune`
@@ -461,9 +545,17 @@ pub struct PruneArgs {
     no_prune: bool,
 }
 
+/// `--repo`, else `$OSTREE_REPO`, else the current directory when it is a
+/// repository (as ostree), else the system repository.
 fn repo_path(arg: Option<PathBuf>) -> PathBuf {
     arg.or_else(|| std::env::var_os("OSTREE_REPO").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/ostree/repo"))
+        .unwrap_or_else(|| {
+            if Path::new("config").is_file() && Path::new("objects").is_dir() {
+                PathBuf::from(".")
+            } else {
+                PathBuf::from("/ostree/repo")
+            }
+        })
 }
 
 fn open(path: &Path) -> Result<Repo> {
@@ -543,21 +635,32 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 ),
                 None => None,
             };
+            let mut metadata: Vec<(String, Value)> = a
+                .metadata_string
+                .iter()
+                .map(|s| parse_kv(s, "--add-metadata-string"))
+                .collect::<Result<_>>()?;
+            if a.bootable {
+                metadata.extend(bootable_metadata(&src)?);
+            }
+            let timestamp = match &a.timestamp {
+                Some(t) => Some(parse_timestamp(t)?),
+                None => match std::env::var("SOURCE_DATE_EPOCH") {
+                    Ok(v) => Some(parse_source_date_epoch(&v)?),
+                    Err(_) => None,
+                },
+            };
             let opts = CommitOptions {
                 branch: a.branch.clone(),
                 subject: a.subject.unwrap_or_default(),
                 body: a.body.unwrap_or_default(),
-                metadata: a
-                    .metadata_string
-                    .iter()
-                    .map(|s| parse_kv(s, "--add-metadata-string"))
-                    .collect::<Result<_>>()?,
+                metadata,
                 detached_metadata: a
                     .detached_metadata_string
                     .iter()
                     .map(|s| parse_kv(s, "--add-detached-metadata-string"))
                     .collect::<Result<_>>()?,
-                timestamp: a.timestamp.as_deref().map(parse_timestamp).transpose()?,
+                timestamp,
                 owner_uid: a.owner_uid,
                 owner_gid: a.owner_gid,
                 canonical_permissions: a.canonical_permissions,
@@ -565,12 +668,17 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 orphan: a.orphan || a.parent.as_deref() == Some("none"),
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
+                skip_if_unchanged: a.skip_if_unchanged,
             };
             if opts.branch.is_none() {
                 bail!("a branch is required: --branch REF");
             }
             let res = commit_directory(&repo, &src, &opts)
                 .with_context(|| format!("committing {} to {}", src.display(), path.display()))?;
+            if a.consume {
+                std::fs::remove_dir_all(&src)
+                    .with_context(|| format!("--consume: removing {}", src.display()))?;
+            }
             writeln!(out, "{}", res.commit)?;
         }
         RepoCommand::Checkout(a) => {
@@ -664,43 +772,38 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
         RepoCommand::Refs(a) => {
             let repo = open(&path)?;
-            if let Some(new) = &a.create {
-                let [rev] = a.args.as_slice() else {
-                    bail!("--create: give exactly one revision")
-                };
-                let c = repo.resolve_commit(rev)?;
-                let spec = RefSpec::parse(new)?;
-                if repo.read_ref(&spec)?.is_some() {
-                    bail!("--create specified but ref {new} already exists");
-                }
-                repo.write_ref(&spec, Some(&c))?;
-            } else if a.delete {
-                if a.args.is_empty() {
-                    bail!("--delete: give at least one ref or prefix");
-                }
-                let all = repo.list_refs()?;
-                for prefix in &a.args {
-                    let matched: Vec<&RefSpec> =
-                        all.keys().filter(|r| ref_matches(r, prefix)).collect();
-                    if matched.is_empty() {
-                        bail!("Refspec '{prefix}' not found");
-                    }
-                    for r in matched {
-                        repo.write_ref(r, None)?;
-                    }
-                }
-            } else {
-                let all = repo.list_refs()?;
-                for r in all.keys() {
-                    if a.args.is_empty() || a.args.iter().any(|p| ref_matches(r, p)) {
-                        writeln!(out, "{r}")?;
-                    }
-                }
+            refs(&repo, a, &mut out)?;
+        }
+        RepoCommand::Reset(a) => {
+            let repo = open(&path)?;
+            let spec = RefSpec::parse(&a.r#ref)?;
+            if repo.read_ref(&spec)?.is_none() {
+                bail!("{}", msg::refspec_not_found(&a.r#ref));
             }
+            let c = repo.resolve_commit(&a.rev)?;
+            repo.write_ref(&spec, Some(&c))?;
+        }
+        RepoCommand::Config(a) => {
+            let mut repo = open(&path)?;
+            config(&mut repo, a, &mut out)?;
         }
         RepoCommand::RevParse(a) => {
             let repo = open(&path)?;
-            writeln!(out, "{}", repo.resolve_rev(&a.rev)?)?;
+            if a.single {
+                let commits: Vec<Checksum> = repo
+                    .list_objects()?
+                    .into_iter()
+                    .filter(|(_, t)| *t == rost_store::ObjectType::Commit)
+                    .map(|(c, _)| c)
+                    .collect();
+                match commits.as_slice() {
+                    [] => bail!("No commit objects found"),
+                    [c] => writeln!(out, "{c}")?,
+                    _ => bail!("Multiple commit objects found"),
+                }
+            } else if let Some(rev) = &a.rev {
+                writeln!(out, "{}", repo.resolve_rev(rev)?)?;
+            }
         }
         RepoCommand::Diff(a) => {
             let repo = open(&path)?;
@@ -719,29 +822,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
         RepoCommand::Fsck(a) => {
             let repo = open(&path)?;
-            let report = fsck(&repo, FsckOptions { delete: a.delete })?;
-            let mut err = std::io::stderr().lock();
-            for p in &report.problems {
-                writeln!(err, "error: {}: {}", p.object, p.message)?;
-            }
-            if a.delete && report.deleted > 0 {
-                writeln!(out, "Deleted {} corrupted objects", report.deleted)?;
-            }
-            if report.problems.is_empty() {
-                if !a.quiet {
-                    writeln!(
-                        out,
-                        "object fsck of {} commits completed successfully - no errors found.",
-                        report.commits_checked
-                    )?;
-                }
-            } else {
-                bail!(
-                    "fsck found {} problem(s) in {}",
-                    report.problems.len(),
-                    path.display()
-                );
-            }
+            fsck_command(&repo, &a, &mut out)?;
         }
         RepoCommand::Summary(a) => {
             let mut repo = open(&path)?;
@@ -791,6 +872,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
             match cmd {
                 RemoteCommand::Add {
                     no_gpg_verify,
+                    no_sign_verify,
                     if_not_exists,
                     set,
                     gpg_import,
@@ -826,6 +908,9 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     }
                     if no_gpg_verify {
                         opts.push(("gpg-verify".to_owned(), "false".to_owned()));
+                    }
+                    if no_sign_verify {
+                        opts.push(("sign-verify".to_owned(), "false".to_owned()));
                     }
                     for kv in &set {
                         let (k, v) = kv
@@ -931,8 +1016,28 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
             } else {
                 a.refs.clone()
             };
-            rost_store::pull::pull_local(&repo, &src, &refs, a.depth)
-                .with_context(|| format!("pulling from {}", a.src.display()))?;
+            let keyring = a
+                .remote
+                .as_deref()
+                .filter(|_| a.gpg_verify || a.gpg_verify_summary)
+                .map(|r| rost_store::gpg::remote_keyring(&repo, r));
+            let opts = rost_store::pull::PullOptions {
+                depth: a.depth,
+                commit_metadata_only: a.commit_metadata_only,
+                gpg_keyring: keyring.filter(|_| a.gpg_verify || a.gpg_verify_summary),
+                gpg_verify_summary: a.gpg_verify_summary,
+                ..Default::default()
+            };
+            let report =
+                rost_store::pull::pull_local(&repo, &src, &refs, a.remote.as_deref(), &opts)
+                    .with_context(|| format!("pulling from {}", a.src.display()))?;
+            writeln!(
+                out,
+                "{} metadata, {} content objects imported; {} content written",
+                report.metadata_fetched,
+                report.content_fetched,
+                human_size(report.bytes_fetched)
+            )?;
         }
         RepoCommand::Sign(a) => {
             if a.sign_type != "ed25519" {
@@ -993,7 +1098,262 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The metadata `--bootable` adds: `ostree.bootable`, and `ostree.linux`
+/// naming the kernel version (the directory of `usr/lib/modules/*/vmlinuz`).
+fn bootable_metadata(root: &Path) -> Result<Vec<(String, Value)>> {
+    for rel in ["usr", "usr/lib", "usr/lib/modules"] {
+        if !root.join(rel).is_dir() {
+            bail!("No such file or directory: /{rel}");
+        }
+    }
+    let modules = root.join("usr/lib/modules");
+    let mut kvers: Vec<String> = std::fs::read_dir(&modules)
+        .with_context(|| format!("listing {}", modules.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("vmlinuz").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    kvers.sort();
+    let Some(kver) = kvers.into_iter().next() else {
+        bail!("{}", msg::NO_KERNEL_IN_MODULES);
+    };
+    Ok(vec![
+        ("ostree.linux".to_owned(), Value::str(kver)),
+        ("ostree.bootable".to_owned(), Value::Bool(true)),
+    ])
+}
+
+/// `SOURCE_DATE_EPOCH` as ostree reads it: whole seconds that fit an `i64`.
+fn parse_source_date_epoch(v: &str) -> Result<u64> {
+    use std::num::IntErrorKind;
+    match v.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        Ok(_) => bail!("{}", msg::SOURCE_DATE_EPOCH_INVALID),
+        Err(e)
+            if matches!(
+                e.kind(),
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
+            ) =>
+        {
+            bail!("{}", msg::SOURCE_DATE_EPOCH_RANGE)
+        }
+        Err(_) => bail!("{}", msg::SOURCE_DATE_EPOCH_INVALID),
+    }
+}
+
+/// `fsck`, reporting as ostree does: progress lines on stdout; each problem
+/// as `In commits C…: fsck OBJECT: WHY` on stderr (as the error itself
+/// unless `--delete`); commits lacking objects are marked partial.
+fn fsck_command(repo: &Repo, a: &FsckArgs, out: &mut dyn Write) -> Result<()> {
+    if !a.quiet {
+        writeln!(out, "Validating refs...")?;
+        writeln!(out, "Validating refs in collections...")?;
+        writeln!(out, "Enumerating commits...")?;
+    }
+    let report = fsck(repo, FsckOptions { delete: a.delete })?;
+    if !a.quiet {
+        writeln!(
+            out,
+            "Verifying content integrity of {} commit objects...",
+            report.commits_checked - report.partial_commits
+        )?;
+    }
+    let mut err = std::io::stderr().lock();
+    let mut lines = Vec::new();
+    for p in &report.problems {
+        let what = match &p.corrupt {
+            Some((c, rost_store::ObjectType::File)) => format!("fsck content object {c}: "),
+            Some((c, t)) => format!("fsck metadata object {c}.{t}: "),
+            None => String::new(),
+        };
+        let line = if p.commits.is_empty() {
+            format!("{what}{}", p.message)
+        } else {
+            let cs: Vec<String> = p.commits.iter().map(|c| c.to_string()).collect();
+            format!("In commits {}: {what}{}", cs.join(", "), p.message)
+        };
+        lines.push(line);
+    }
+    for c in &report.marked_partial {
+        writeln!(err, "Marking commit as partial: {c}")?;
+    }
+    if report.partial_commits > 0 {
+        writeln!(
+            out,
+            "{} partial commits not verified",
+            report.partial_commits
+        )?;
+    }
+    if let Some((last, rest)) = lines.split_last() {
+        // Without --delete each problem is an error; libostree stops at the
+        // first, rost reports them all (as `ostree fsck --all`).
+        let prefix = if a.delete { "" } else { "error: " };
+        for l in rest {
+            writeln!(err, "{prefix}{l}")?;
+        }
+        if a.delete {
+            writeln!(err, "{last}")?;
+            bail!("Repository corruption encountered");
+        }
+        bail!("{last}");
+    }
+    if report.fsck_partial_commits > 0 {
+        bail!(
+            "{} partial commits from fsck-detected corruption",
+            report.fsck_partial_commits
+        );
+    }
+    writeln!(
+        out,
+        "object fsck of {} commits completed successfully - no errors found.",
+        report.commits_checked - report.partial_commits
+    )?;
+    Ok(())
+}
+
+/// `refs`: list (under prefixes), `--create` (plain or `--alias`), `--delete`.
+fn refs(repo: &Repo, a: RefsArgs, out: &mut dyn Write) -> Result<()> {
+    let aliases = repo.list_ref_aliases()?;
+    if let Some(new) = &a.create {
+        let [rev] = a.args.as_slice() else {
+            if a.args.is_empty() {
+                bail!("{}", msg::CREATE_NEEDS_REVISION);
+            }
+            bail!("{}", msg::TOO_MANY_ARGS);
+        };
+        let spec = RefSpec::parse(new)?;
+        if a.alias {
+            if let Some(r) = &spec.remote {
+                bail!("{}", msg::alias_to_remote(r));
+            }
+            let target = RefSpec::parse(rev)?;
+            if target.remote.is_some() || repo.read_ref(&target)?.is_none() {
+                bail!("{}", msg::alias_to_missing(rev));
+            }
+            repo.write_ref_alias(&spec.name, &target.name)?;
+            return Ok(());
+        }
+        let c = repo.resolve_commit(rev)?;
+        if !a.force && repo.read_ref(&spec)?.is_some() {
+            bail!("{}", msg::ref_exists(new));
+        }
+        repo.write_ref(&spec, Some(&c))?;
+        return Ok(());
+    }
+    let all = repo.list_refs()?;
+    if a.delete {
+        if a.args.is_empty() {
+            bail!("--delete: give at least one ref or prefix");
+        }
+        let matched: Vec<&RefSpec> = all
+            .keys()
+            .filter(|r| a.args.iter().any(|p| ref_matches(r, p)))
+            .collect();
+        for r in &matched {
+            if r.remote.is_some() {
+                continue;
+            }
+            let deleted = |n: &str| matched.iter().any(|m| m.remote.is_none() && m.name == n);
+            if let Some((alias, _)) = aliases.iter().find(|(al, t)| **t == r.name && !deleted(al)) {
+                bail!("{}", msg::ref_has_alias(&r.name, alias));
+            }
+        }
+        for r in matched {
+            repo.write_ref(r, None)?;
+        }
+        return Ok(());
+    }
+    if a.alias {
+        for (al, t) in &aliases {
+            if a.args.is_empty() || a.args.iter().any(|p| name_under(al, p)) {
+                writeln!(out, "{al} -> {t}")?;
+            }
+        }
+        return Ok(());
+    }
+    for r in all.keys() {
+        if a.args.is_empty() {
+            writeln!(out, "{r}")?;
+            continue;
+        }
+        for p in &a.args {
+            if !ref_matches(r, p) {
+                continue;
+            }
+            let full = r.to_string();
+            // As ostree: under a PREFIX, names print relative to it unless --list.
+            let shown = match (a.list, full.strip_prefix(p.trim_end_matches('/'))) {
+                (false, Some(rest)) if rest.starts_with('/') => &rest[1..],
+                _ => full.as_str(),
+            };
+            writeln!(out, "{shown}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the local ref name `n` is `prefix` or lies under it.
+fn name_under(n: &str, prefix: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    n == p || n.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+}
+
+/// `config get|set|unset`, keys as `GROUP.NAME` or `--group=GROUP NAME`.
+fn config(repo: &mut Repo, a: ConfigArgs, out: &mut dyn Write) -> Result<()> {
+    let Some((action, rest)) = a.args.split_first() else {
+        bail!("At least one argument required");
+    };
+    let want = match action.as_str() {
+        "get" | "unset" => 1,
+        "set" => 2,
+        other => bail!("Unknown operation {other}"),
+    };
+    if rest.is_empty() {
+        bail!("KEY must be specified");
+    }
+    if rest.len() > want {
+        bail!("{}", msg::TOO_MANY_ARGS);
+    }
+    if rest.len() < want {
+        bail!("VALUE must be specified");
+    }
+    let (group, key) = match &a.group {
+        Some(g) => (g.clone(), rest[0].clone()),
+        None => match rest[0].split_once('.') {
+            Some((g, k)) => (g.to_owned(), k.to_owned()),
+            None => bail!("{}", msg::CONFIG_KEY_FORM),
+        },
+    };
+    let mut cfg = repo.config().clone();
+    match action.as_str() {
+        "get" => {
+            if !cfg.has_group(&group) {
+                bail!("{}", msg::keyfile_no_group(&group));
+            }
+            let v = cfg
+                .get(&group, &key)
+                .ok_or_else(|| anyhow!("{}", msg::keyfile_no_key(&group, &key)))?;
+            writeln!(out, "{v}")?;
+        }
+        "set" => {
+            cfg.set(&group, &key, &rest[1]);
+            repo.write_config(cfg)?;
+        }
+        _ => {
+            if cfg.remove_key(&group, &key) {
+                repo.write_config(cfg)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ref_matches(r: &RefSpec, prefix: &str) -> bool {
+    // `REMOTE:.` is flatpak's spelling of `REMOTE:`.
+    let prefix = prefix
+        .strip_suffix(":.")
+        .map_or(prefix.to_owned(), |r| format!("{r}:"));
+    let prefix = prefix.as_str();
     let s = r.to_string();
     s == prefix
         || s.starts_with(&format!("{prefix}/"))
@@ -1062,6 +1422,7 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
             min_fallback_size,
             max_chunk_size,
             disable_bsdiff,
+            if_not_exists,
         } => {
             let _ = inline;
             let to_c = repo.resolve_commit(&to)?;
@@ -1072,6 +1433,17 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
                     anyhow!("commit {to_c} has no parent; use --empty or --from")
                 })?),
             };
+            if if_not_exists {
+                let sb = format!("{}/superblock", delta::delta_dir(from_c.as_ref(), &to_c));
+                if repo.path().join(sb).is_file() {
+                    let name = match &from_c {
+                        Some(f) => format!("{f}-{to_c}"),
+                        None => to_c.to_string(),
+                    };
+                    writeln!(out, "Delta {name} already exists")?;
+                    return Ok(());
+                }
+            }
             let mut opts = delta::GenerateOptions::default();
             if let Some(mb) = min_fallback_size {
                 opts.min_fallback_size = mb * 1024 * 1024;
@@ -1316,11 +1688,14 @@ fn print_commit(out: &mut dyn Write, c: &Checksum, commit: &Commit) -> Result<()
     if let Some(v) = commit.version() {
         writeln!(out, "Version: {v}")?;
     }
-    writeln!(out)?;
-    if !commit.subject.is_empty() {
-        writeln!(out, "    {}", commit.subject)?;
+    if commit.subject.is_empty() {
+        // As ostree: no blank line before the placeholder.
+        writeln!(out, "(no subject)")?;
+    } else {
         writeln!(out)?;
+        writeln!(out, "    {}", commit.subject)?;
     }
+    writeln!(out)?;
     if !commit.body.is_empty() {
         for line in commit.body.lines() {
             writeln!(out, "    {line}")?;

@@ -11,6 +11,7 @@ mod compose;
 mod crash;
 mod host;
 mod http;
+mod ostree_mode;
 mod pkg;
 mod pull;
 mod repo;

@@ -1,0 +1,382 @@
+//! rost run as `ostree` (a symlink named `ostree`): the same command lines
+//! against rost and the real ostree must give the same results, outputs and
+//! error texts (libostree's test suite and scripts match them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::{require_tool, tempdir};
+
+/// The two tools under comparison: rost through an `ostree` symlink, and
+/// the real one.
+fn tools(dir: &Path) -> [PathBuf; 2] {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(crate::util::rost_bin(), bin.join("ostree")).unwrap();
+    [bin.join("ostree"), PathBuf::from("ostree")]
+}
+
+/// Runs `tool ARGS…` in `cwd`.
+fn run(tool: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(tool)
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("OSTREE_REPO")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("spawn")
+}
+
+#[track_caller]
+fn ok(tool: &Path, cwd: &Path, args: &[&str]) -> String {
+    let o = run(tool, cwd, args);
+    assert!(
+        o.status.success(),
+        "{} {args:?} failed\nstdout: {}\nstderr: {}",
+        tool.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The `error:` lines of a command that must fail (ostree adds its usage
+/// text to some; rost does not).
+#[track_caller]
+fn fails(tool: &Path, cwd: &Path, args: &[&str]) -> String {
+    let o = run(tool, cwd, args);
+    assert!(
+        !o.status.success(),
+        "{} {args:?} unexpectedly succeeded",
+        tool.display()
+    );
+    String::from_utf8(o.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// All of stderr of a command that must fail.
+#[track_caller]
+fn stderr_of_failure(tool: &Path, cwd: &Path, args: &[&str]) -> String {
+    let o = run(tool, cwd, args);
+    assert!(
+        !o.status.success(),
+        "{} {args:?} unexpectedly succeeded",
+        tool.display()
+    );
+    String::from_utf8(o.stderr).unwrap()
+}
+
+/// A fresh work dir per tool with a repo `r` of `mode` holding two commits
+/// of a small tree on branch `b`.
+fn setup(root: &Path, tool: &Path, name: &str, mode: &str) -> PathBuf {
+    let w = root.join(name);
+    std::fs::create_dir_all(w.join("t/d")).unwrap();
+    std::fs::write(w.join("t/a"), "a\n").unwrap();
+    std::fs::write(w.join("t/d/b"), "b\n").unwrap();
+    ok(tool, &w, &["--repo=r", "init", &format!("--mode={mode}")]);
+    for ts in ["@1000000000", "@1000000100"] {
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "-b",
+                "b",
+                "-s",
+                "s",
+                "--timestamp",
+                ts,
+                "t",
+            ],
+        );
+        std::fs::write(w.join("t/a"), "a2\n").unwrap();
+    }
+    w
+}
+
+#[test]
+fn interop_config_get_set_unset_and_their_errors() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "archive");
+        let mut log = String::new();
+        log += &ok(tool, &w, &["config", "--repo=r", "get", "core.mode"]);
+        log += &ok(
+            tool,
+            &w,
+            &["config", "--repo=r", "get", "--group=core", "repo_version"],
+        );
+        ok(
+            tool,
+            &w,
+            &[
+                "config",
+                "--repo=r",
+                "--",
+                "set",
+                "core.lock-timeout-secs",
+                "-1",
+            ],
+        );
+        log += &ok(
+            tool,
+            &w,
+            &["config", "--repo=r", "get", "core.lock-timeout-secs"],
+        );
+        ok(
+            tool,
+            &w,
+            &["config", "--repo=r", "unset", "core.lock-timeout-secs"],
+        );
+        ok(
+            tool,
+            &w,
+            &["config", "--repo=r", "unset", "--group=nosuch", "k"],
+        );
+        log += &fails(
+            tool,
+            &w,
+            &["config", "--repo=r", "get", "core.lock-timeout-secs"],
+        );
+        log += &fails(tool, &w, &["config", "--repo=r", "get", "nodot"]);
+        log += &fails(
+            tool,
+            &w,
+            &["config", "--repo=r", "get", "--group=nosuch", "k"],
+        );
+        log += &fails(
+            tool,
+            &w,
+            &["config", "--repo=r", "set", "core.a", "b", "extra"],
+        );
+        // Of two --repo options the last one counts.
+        log += &ok(
+            tool,
+            &w,
+            &[
+                "--repo=nonexistent",
+                "--repo=r",
+                "config",
+                "get",
+                "core.mode",
+            ],
+        );
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_refs_prefixes_aliases_and_errors() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "archive");
+        let mut log = String::new();
+        for new in ["foo/x", "foo/y", "origin:z"] {
+            ok(
+                tool,
+                &w,
+                &["--repo=r", "refs", "b", &format!("--create={new}")],
+            );
+        }
+        let mut sorted = |s: String| {
+            let mut l: Vec<&str> = s.lines().collect();
+            l.sort();
+            log += &l.join("\n");
+            log.push('\n');
+        };
+        sorted(ok(tool, &w, &["--repo=r", "refs", "foo"]));
+        sorted(ok(tool, &w, &["--repo=r", "refs", "--list", "foo"]));
+        sorted(ok(tool, &w, &["--repo=r", "refs", "origin:"]));
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "refs", "-A", "foo/x", "--create=al/one"],
+        );
+        sorted(ok(tool, &w, &["--repo=r", "refs", "-A"]));
+        let x = ok(tool, &w, &["--repo=r", "rev-parse", "foo/x"]);
+        assert_eq!(x, ok(tool, &w, &["--repo=r", "rev-parse", "al/one"]));
+        // A dot file in refs/ is no ref.
+        std::fs::write(w.join("r/refs/heads/.hidden"), "junk").unwrap();
+        sorted(ok(tool, &w, &["--repo=r", "refs"]));
+        log += &fails(tool, &w, &["--repo=r", "refs", "--delete", "foo/x"]);
+        // Which ref under foo/ is named depends on directory order.
+        let e = fails(tool, &w, &["--repo=r", "refs", "b", "--create=foo"]);
+        assert!(
+            e.starts_with("error: Conflict: ")
+                && e.contains(" exists under foo when attempting write"),
+            "{e}"
+        );
+        log += &fails(tool, &w, &["--repo=r", "refs", "b", "--create=foo/y"]);
+        log += &fails(tool, &w, &["--repo=r", "refs", "b", "--create=-bad"]);
+        log += &fails(tool, &w, &["--repo=r", "refs", "--create=new"]);
+        log += &fails(
+            tool,
+            &w,
+            &["--repo=r", "refs", "-A", "nosuch", "--create=n"],
+        );
+        log += &fails(tool, &w, &["--repo=r", "refs", "-A", "b", "--create=o:n"]);
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "refs", "b", "--create=foo/y", "--force"],
+        );
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "refs", "--delete", "foo/y", "nosuch"],
+        );
+        // Remote refs resolve by their bare name too.
+        log += &ok(tool, &w, &["--repo=r", "rev-parse", "z"]);
+        // Checksum prefixes resolve.
+        log += &ok(tool, &w, &["--repo=r", "rev-parse", &x[..10]]);
+        log += &fails(tool, &w, &["--repo=r", "rev-parse", "-S"]);
+        ok(tool, &w, &["--repo=r", "reset", "b", "b^"]);
+        log += &ok(tool, &w, &["--repo=r", "log", "b"]);
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_fsck_delete_marks_partial_and_pull_local_repairs() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "archive");
+        ok(tool, &w, &["--repo=c", "init", "--mode=archive"]);
+        ok(tool, &w, &["--repo=c", "pull-local", "r", "b"]);
+        let c = ok(tool, &w, &["--repo=c", "rev-parse", "b"]);
+        let c = c.trim();
+        // Damage the content object of /a.
+        let ls = ok(tool, &w, &["--repo=c", "ls", "-C", "b", "/a"]);
+        let f = ls.split_whitespace().nth(4).unwrap().to_owned();
+        let obj = w.join(format!("c/objects/{}/{}.filez", &f[..2], &f[2..]));
+        std::fs::remove_file(&obj).unwrap();
+        std::fs::write(&obj, "whoops").unwrap();
+        let mut log = String::new();
+        let e = fails(tool, &w, &["--repo=c", "fsck"]);
+        assert!(e.starts_with(&format!("error: In commits {c}")), "{e}");
+        let e = stderr_of_failure(tool, &w, &["--repo=c", "fsck", "--delete"]);
+        assert!(
+            e.contains(&format!("Marking commit as partial: {c}")),
+            "{e}"
+        );
+        assert!(w.join(format!("c/state/{c}.commitpartial")).is_file());
+        log += &fails(tool, &w, &["--repo=c", "fsck"]);
+        ok(tool, &w, &["--repo=c", "pull-local", "r", "b"]);
+        assert!(!w.join(format!("c/state/{c}.commitpartial")).exists());
+        let out = ok(tool, &w, &["--repo=c", "fsck"]);
+        assert!(out.starts_with("Validating refs...\n"), "{out}");
+        assert!(out.contains("no errors found"), "{out}");
+        // A missing object marks its commit partial even without --delete.
+        std::fs::remove_file(&obj).unwrap();
+        let e = stderr_of_failure(tool, &w, &["--repo=c", "fsck", "-q"]);
+        assert!(e.contains("Object missing"), "{e}");
+        assert!(w.join(format!("c/state/{c}.commitpartial")).is_file());
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_commit_flags_bootable_skip_if_unchanged_source_date_epoch() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        std::fs::create_dir_all(w.join("k/usr/lib/modules/5.1")).unwrap();
+        std::fs::write(w.join("k/usr/lib/modules/5.1/vmlinuz"), "k").unwrap();
+        let mut log = String::new();
+        let c = ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "--bootable",
+                "-b",
+                "k",
+                "--timestamp=@5",
+                "k",
+            ],
+        );
+        log += &c;
+        for key in ["ostree.linux", "ostree.bootable"] {
+            // An option before the command, as admin-test.sh writes it.
+            log += &ok(
+                tool,
+                &w,
+                &[
+                    "--repo=r",
+                    &format!("--print-metadata-key={key}"),
+                    "show",
+                    "k",
+                ],
+            );
+        }
+        log += &fails(
+            tool,
+            &w,
+            &["--repo=r", "commit", "--bootable", "-b", "x", "t"],
+        );
+        let again = ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "--skip-if-unchanged", "-b", "k", "k"],
+        );
+        assert_eq!(again, c, "--skip-if-unchanged made a new commit");
+        let env = |v: &str| {
+            Command::new(tool)
+                .current_dir(&w)
+                .env("SOURCE_DATE_EPOCH", v)
+                .args(["--repo=r", "commit", "-b", "e", "t"])
+                .output()
+                .unwrap()
+        };
+        log += &String::from_utf8(env("1234567890").stdout).unwrap();
+        for bad in ["invalid", "12345678901234567890"] {
+            let o = env(bad);
+            assert!(!o.status.success());
+            log += &String::from_utf8(o.stderr).unwrap();
+        }
+        log += &ok(tool, &w, &["--repo=r", "show", "e"]);
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "--consume", "-b", "t", "--tree=dir=t"],
+        );
+        assert!(!w.join("t").exists(), "--consume left the tree");
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn version_is_yaml_with_features() {
+    let tmp = tempdir("ostree-mode-");
+    let [rost, _] = tools(tmp.path());
+    let out = ok(&rost, tmp.path(), &["--version"]);
+    assert!(out.starts_with("libostree:\n Version: '2022.7'\n"), "{out}");
+    assert!(out.contains("\n Features:\n"), "{out}");
+    assert!(out.contains("  - sign-ed25519\n"), "{out}");
+}
