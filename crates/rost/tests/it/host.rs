@@ -364,8 +364,18 @@ fn interop_upgrade_rollback_end_to_end() {
     // --check deployed nothing.
     assert_eq!(w.assert_status_agrees(), [format!("{v1}.0")]);
 
-    let up = run_ok(w.host("upgrade", &[]));
+    // --download-only fetches and deploys nothing; -C then deploys offline.
+    let dl = run_ok(w.host("upgrade", &["--download-only"]));
+    assert_eq!(dl, format!("Update downloaded: {v2} (version 2)\n"));
+    assert_eq!(w.assert_status_agrees(), [format!("{v1}.0")]);
+    let fetched = w.nginx.requests().len();
+    let up = run_ok(w.host("upgrade", &["-C"]));
     assert_eq!(up, DIFF_BLOCK);
+    assert_eq!(
+        w.nginx.requests().len(),
+        fetched,
+        "-C fetched from the server"
+    );
     let order = w.assert_status_agrees();
     assert_eq!(order, [format!("{v2}.0"), format!("{v1}.0")]);
 
