@@ -40,7 +40,14 @@ pub(crate) fn checkout_deployment(
     dest: &Path,
 ) -> Result<()> {
     if repo.mode() != RepoMode::Bare {
-        checkout(repo, commit, dest, &CheckoutOptions::default())?;
+        // A bare-user repo is how an unprivileged user keeps a sysroot: its
+        // owners live in xattrs and cannot be applied without root, so the
+        // checkout is in user mode there (as `ostree checkout -U`).
+        let opts = CheckoutOptions {
+            user_mode: !rustix::process::geteuid().is_root(),
+            ..Default::default()
+        };
+        checkout(repo, commit, dest, &opts)?;
         return Ok(());
     }
     let c = repo.load_commit(commit)?;

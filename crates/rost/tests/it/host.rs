@@ -674,21 +674,25 @@ fn interop_killed_upgrades_recover() {
     assert!(landed >= 3, "only {landed} kills landed mid-upgrade");
 }
 
-/// Acceptance 5: the README's main job runs and shows the package diff and
-/// both status tables (after the upgrade and after the rollback).
-#[test]
-fn interop_demo_script() {
-    if !have_tools() || !crate::util::is_root() {
-        return;
-    }
+/// Runs `scripts/demo.sh` (as root, or as nobody through setpriv) and checks
+/// that it shows the package diff and the status tables.
+fn run_demo(as_nobody: bool) {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempdir("demo-it-");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo.sh");
-    let out = run_ok(
+    let mut c = if as_nobody {
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash"])
+            .env("HOME", tmp.path());
+        c
+    } else {
         Command::new("bash")
-            .arg(&script)
-            .env("ROST", crate::util::rost_bin())
-            .env("TMPDIR", tmp.path()),
-    );
+    };
+    c.arg(&script)
+        .env("ROST", crate::util::rost_bin())
+        .env("TMPDIR", tmp.path());
+    let out = run_ok(c);
     let _unimmutable = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -713,4 +717,29 @@ fn interop_demo_script() {
         .unwrap();
     assert!(after_rollback.contains("Version: 1 ("), "{after_rollback}");
     assert!(out.contains("Demo complete in "), "{out}");
+}
+
+/// Acceptance 5: the README's main job runs and shows the package diff and
+/// both status tables (after the upgrade and after the rollback).
+#[test]
+fn interop_demo_script() {
+    if !have_tools() || !crate::util::is_root() {
+        return;
+    }
+    run_demo(false);
+}
+
+/// The demo as an unprivileged user: the sysroot keeps a bare-user repository
+/// and deployments are checked out in user mode.
+#[test]
+fn interop_demo_script_as_non_root() {
+    if !have_tools() || !require_tool("setpriv") {
+        return;
+    }
+    if !crate::util::is_root() {
+        // Already unprivileged: run it as we are.
+        run_demo(false);
+        return;
+    }
+    run_demo(true);
 }
