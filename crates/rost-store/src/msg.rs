@@ -97,6 +97,13 @@ pub fn invalid_slash_in_filename(name: impl Display) -> String {
     format!("Invalid / in filename {name}")
 }
 
+/// A pull that must verify the summary's signature finds no summary.
+pub const GPG_NO_SUMMARY: &str = "GPG verification enabled, but no summary found (check that the configured URL in remote config is correct)";
+
+/// `checkout -U -H` from a bare repository.
+pub const BARE_NO_USER_HARDLINKS: &str =
+    "Bare repository mode cannot hardlink in user checkout mode";
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

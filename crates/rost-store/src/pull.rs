@@ -521,6 +521,9 @@ pub fn resolve_remote_refs(
             Summary::parse(&b)
                 .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of("summary"))))?,
         ),
+        None if summary_keyring.is_some() => {
+            return Err(Error::Other(crate::msg::GPG_NO_SUMMARY.to_owned()));
+        }
         None => None,
     };
     let mut out = Vec::new();

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use rost_store::checkout::{CheckoutOptions, checkout};
-use rost_store::commit::{CommitOptions, commit_directory};
+use rost_store::commit::CommitOptions;
 use rost_store::fsck::{FsckOptions, fsck};
 use rost_store::gvariant::Value;
 use rost_store::objects::{Commit, S_IFDIR, S_IFLNK, S_IFMT};
+use rost_store::overlay::{Layer, commit_layers};
 use rost_store::prune::{PruneOptions, prune};
 use rost_store::refs::RefSpec;
 use rost_store::walk::{TreeNode, lookup_path};
@@ -194,8 +195,11 @@ pub enum RemoteCommand {
         #[arg(long)]
         no_sign_verify: bool,
         /// Do nothing if it exists.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         if_not_exists: bool,
+        /// Replace it if it exists.
+        #[arg(long)]
+        force: bool,
         /// Extra settings (KEY=VALUE).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -349,9 +353,15 @@ pub struct CommitArgs {
     /// Do not import extended attributes.
     #[arg(long)]
     no_xattrs: bool,
-    /// Tree to commit: dir=PATH.
-    #[arg(long, value_name = "dir=PATH")]
+    /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
+    #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Also bind the commit to this ref (`ostree.ref-binding`; repeatable).
+    #[arg(long = "bind-ref", value_name = "REF")]
+    bind_ref: Vec<String>,
+    /// Start from this commit's tree (its entries keep their owners).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
     /// Mark the commit bootable: `ostree.bootable` and `ostree.linux` (the
     /// kernel version under /usr/lib/modules).
     #[arg(long)]
@@ -573,6 +583,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
         return u64::try_from(dt.timestamp())
             .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
     }
+    for fmt in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
+            return u64::try_from(dt.timestamp())
+                .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
+        }
+    }
     for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
             return u64::try_from(dt.and_utc().timestamp())
@@ -600,7 +616,47 @@ fn parse_kv(s: &str, flag: &str) -> Result<(String, Value)> {
 pub fn run(args: RepoArgs) -> Result<ExitCode> {
     let path = repo_path(args.repo);
     let mut out = std::io::stdout().lock();
-    match args.command {
+    // Which refs-changing command ran, for core.*-update-summary.
+    let changed = match &args.command {
+        RepoCommand::Commit(_) => Some(true),
+        RepoCommand::Reset(_)
+        | RepoCommand::Refs(_)
+        | RepoCommand::Pull(_)
+        | RepoCommand::PullLocal(_) => Some(false),
+        _ => None,
+    };
+    run_command(&path, args.command, &mut out)?;
+    if let Some(commit) = changed {
+        auto_update_summary(&path, commit)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// As libostree: `core.auto-update-summary` regenerates the summary after
+/// any ref change, `core.commit-update-summary` after a commit.
+fn auto_update_summary(path: &Path, commit: bool) -> Result<()> {
+    let mut repo = open(path)?;
+    let cfg = repo.config();
+    let on = |k: &str| cfg.get_bool("core", k).unwrap_or(false);
+    if on("auto-update-summary") || (commit && on("commit-update-summary")) {
+        update_summary_files(&mut repo)?;
+    }
+    Ok(())
+}
+
+/// `summary --update`: the summary and the delta indexes.
+fn update_summary_files(repo: &mut Repo) -> Result<()> {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    rost_store::summary::update_summary(repo, now)
+        .with_context(|| format!("updating the summary of {}", repo.path().display()))?;
+    rost_store::delta::write_indexes(repo)?;
+    Ok(())
+}
+
+fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result<()> {
+    let path = path.to_owned();
+    let mut out = out;
+    match command {
         RepoCommand::Init(a) => {
             let mode = RepoMode::parse(&a.mode).ok_or_else(|| {
                 anyhow!(
@@ -618,15 +674,40 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
         RepoCommand::Commit(a) => {
             let repo = open(&path)?;
-            let mut src = a.path.clone();
+            // Layers in order: --base, then each --tree, then PATH; as ostree,
+            // no PATH and no --tree commits the current directory.
+            let mut layers: Vec<Layer> = Vec::new();
+            if let Some(b) = &a.base {
+                layers.push(Layer::Base(
+                    repo.resolve_commit(b)
+                        .with_context(|| format!("--base {b}"))?,
+                ));
+            }
             for t in &a.tree {
                 match t.split_once('=') {
-                    Some(("dir", p)) => src = Some(PathBuf::from(p)),
-                    _ => bail!("--tree={t}: only dir=PATH is supported"),
+                    Some(("dir", p)) => layers.push(Layer::Dir(PathBuf::from(p))),
+                    Some(("ref", r)) => layers.push(Layer::Commit(
+                        repo.resolve_commit(r)
+                            .with_context(|| format!("--tree={t}"))?,
+                    )),
+                    Some(("tar", _)) => bail!("--tree={t}: tar import is not supported"),
+                    _ => bail!(
+                        "Invalid --tree argument {t}: expected dir=PATH, ref=COMMIT or tar=FILE"
+                    ),
                 }
             }
-            // As ostree: no PATH and no --tree commits the current directory.
-            let src = src.unwrap_or_else(|| PathBuf::from("."));
+            if let Some(p) = &a.path {
+                layers.push(Layer::Dir(p.clone()));
+            } else if a.tree.is_empty() {
+                layers.push(Layer::Dir(PathBuf::from(".")));
+            }
+            let dirs: Vec<PathBuf> = layers
+                .iter()
+                .filter_map(|l| match l {
+                    Layer::Dir(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect();
             let parent = match &a.parent {
                 Some(p) if p == "none" => None,
                 Some(p) => Some(
@@ -641,7 +722,10 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 .map(|s| parse_kv(s, "--add-metadata-string"))
                 .collect::<Result<_>>()?;
             if a.bootable {
-                metadata.extend(bootable_metadata(&src)?);
+                let Some(top) = dirs.last() else {
+                    bail!("--bootable needs a directory to find the kernel in");
+                };
+                metadata.extend(bootable_metadata(top)?);
             }
             let timestamp = match &a.timestamp {
                 Some(t) => Some(parse_timestamp(t)?),
@@ -669,15 +753,18 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
                 skip_if_unchanged: a.skip_if_unchanged,
+                bind_refs: a.bind_ref.clone(),
             };
-            if opts.branch.is_none() {
-                bail!("a branch is required: --branch REF");
+            if opts.branch.is_none() && !a.orphan {
+                bail!("A branch must be specified with --branch, or use --orphan");
             }
-            let res = commit_directory(&repo, &src, &opts)
-                .with_context(|| format!("committing {} to {}", src.display(), path.display()))?;
+            let res = commit_layers(&repo, &layers, &opts)
+                .with_context(|| format!("committing to {}", path.display()))?;
             if a.consume {
-                std::fs::remove_dir_all(&src)
-                    .with_context(|| format!("--consume: removing {}", src.display()))?;
+                for d in &dirs {
+                    std::fs::remove_dir_all(d)
+                        .with_context(|| format!("--consume: removing {}", d.display()))?;
+                }
             }
             writeln!(out, "{}", res.commit)?;
         }
@@ -827,10 +914,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         RepoCommand::Summary(a) => {
             let mut repo = open(&path)?;
             if a.update {
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                rost_store::summary::update_summary(&mut repo, now)
-                    .with_context(|| format!("updating the summary of {}", path.display()))?;
-                rost_store::delta::write_indexes(&repo)?;
+                update_summary_files(&mut repo)?;
                 if !a.gpg_sign.is_empty() {
                     let summary = std::fs::read(path.join("summary"))?;
                     let sig = rost_store::gpg::sign_summary(
@@ -874,6 +958,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     no_gpg_verify,
                     no_sign_verify,
                     if_not_exists,
+                    force,
                     set,
                     gpg_import,
                     sign_verify,
@@ -918,7 +1003,12 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                             .ok_or_else(|| anyhow!("--set: expected KEY=VALUE, got {kv:?}"))?;
                         opts.push((k.to_owned(), v.to_owned()));
                     }
-                    rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_not_exists)?;
+                    let if_exists = match (if_not_exists, force) {
+                        (true, _) => rost_store::remote::IfExists::Keep,
+                        (_, true) => rost_store::remote::IfExists::Replace,
+                        _ => rost_store::remote::IfExists::Fail,
+                    };
+                    rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_exists)?;
                     if let Some(f) = &gpg_import {
                         rost_store::gpg::import_keys(&repo, &name, f)?;
                     }
@@ -958,6 +1048,17 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 None => (a.remote.clone(), Vec::new()),
             };
             refs.extend(a.refs.iter().cloned());
+            if refs.is_empty() {
+                // As ostree: no refs named pulls the remote's configured branches.
+                let r = rost_store::remote::get_remote(&repo, &remote)?;
+                if let Some(b) = r.option("branches") {
+                    refs = b
+                        .split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+            }
             let opts = rost_store::pull::PullOptions {
                 depth: a.depth,
                 commit_metadata_only: a.commit_metadata_only,
@@ -1095,7 +1196,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The metadata `--bootable` adds: `ostree.bootable`, and `ostree.linux`
@@ -1824,6 +1925,15 @@ mod tests {
         );
         assert_eq!(parse_timestamp("2020-01-01").unwrap(), 1_577_836_800);
         assert_eq!(parse_timestamp("@42").unwrap(), 42);
+        // With a UTC offset, as libostree's tests write it.
+        assert_eq!(
+            parse_timestamp("2005-10-29 12:43:29 +0000").unwrap(),
+            1_130_589_809
+        );
+        assert_eq!(
+            parse_timestamp("2005-10-29 14:43:29 +0200").unwrap(),
+            1_130_589_809
+        );
         assert!(parse_timestamp("yesterday-ish").is_err());
     }
 
