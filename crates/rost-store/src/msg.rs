@@ -104,6 +104,11 @@ pub const GPG_NO_SUMMARY: &str = "GPG verification enabled, but no summary found
 pub const BARE_NO_USER_HARDLINKS: &str =
     "Bare repository mode cannot hardlink in user checkout mode";
 
+/// A content object that is not stored.
+pub fn no_file_object(csum: impl Display) -> String {
+    format!("Couldn't find file object '{csum}'")
+}
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

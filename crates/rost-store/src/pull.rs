@@ -97,6 +97,8 @@ pub struct PullReport {
     pub bytes_fetched: u64,
     /// Static deltas used.
     pub deltas_applied: u64,
+    /// Content bytes newly written into the repository (uncompressed).
+    pub content_bytes_written: u64,
     /// With `dry_run`: content objects the pull would fetch.
     pub would_fetch_content: u64,
     /// With `dry_run` and a delta on offer: bytes of its parts and fallbacks.
@@ -294,14 +296,14 @@ impl Puller<'_> {
                 {
                     last_publish = std::time::Instant::now();
                     if let Some(t) = tx.take() {
-                        t.commit()?;
+                        self.report.content_bytes_written += t.commit()?.content_bytes_written;
                     }
                     tx = Some(repo.begin()?);
                     (pending_objects, pending_bytes) = (0, 0);
                 }
             }
             if let Some(t) = tx.take() {
-                t.commit()?;
+                self.report.content_bytes_written += t.commit()?.content_bytes_written;
             }
             Ok(())
         })
@@ -475,7 +477,7 @@ impl Puller<'_> {
             }
         }
         if let Some(tx) = meta_tx {
-            tx.commit()?;
+            self.report.content_bytes_written += tx.commit()?.content_bytes_written;
         }
         if self.dry_run {
             self.report.would_fetch_content += files.len() as u64;
@@ -530,6 +532,13 @@ pub fn resolve_remote_refs(
     for r in refs {
         if Checksum::is_valid_hex(r) {
             out.push((r.clone(), r.parse()?));
+            continue;
+        }
+        // `REF@COMMIT`: that commit, recorded under REF (ostree's override syntax).
+        if let Some((name, c)) = r.split_once('@')
+            && Checksum::is_valid_hex(c)
+        {
+            out.push((name.to_owned(), c.parse()?));
             continue;
         }
         if let Some(s) = &summary {
@@ -815,7 +824,7 @@ pub fn pull_from(
             };
             tx.set_ref(spec, Some(*c));
         }
-        tx.commit()?;
+        p.report.content_bytes_written += tx.commit()?.content_bytes_written;
         for (cc, _, meta) in &commits {
             if let Some(m) = meta {
                 let v = Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m)
@@ -959,7 +968,7 @@ pub fn pull_local(
                 Some(c),
             );
         }
-        tx.commit()?;
+        report.content_bytes_written += tx.commit()?.content_bytes_written;
         // Everything the commit reaches is here now (an earlier pull or fsck
         // may have marked it partial).
         match rustix::fs::unlinkat(

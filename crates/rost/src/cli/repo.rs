@@ -33,7 +33,7 @@ pub enum RepoCommand {
     /// Create a repository.
     Init(InitArgs),
     /// Commit a directory tree to a branch.
-    Commit(CommitArgs),
+    Commit(Box<CommitArgs>),
     /// Check a commit out into a directory.
     Checkout(CheckoutArgs),
     /// List files in a commit.
@@ -96,9 +96,12 @@ pub enum StaticDeltaCommand {
         /// Source revision (default: the target's parent).
         #[arg(long)]
         from: Option<String>,
-        /// Target revision.
-        #[arg(long)]
-        to: String,
+        /// Target revision (also as the one positional argument).
+        #[arg(long, required_unless_present = "rev")]
+        to: Option<String>,
+        /// Target revision, as `ostree static-delta generate REV`.
+        #[arg(conflicts_with = "to")]
+        rev: Option<String>,
         /// From scratch (no source).
         #[arg(long)]
         empty: bool,
@@ -190,7 +193,7 @@ pub enum RemoteCommand {
         /// Do not require GPG signatures.
         #[arg(long)]
         no_gpg_verify: bool,
-        /// Do not require ed25519 signatures (the default; written as
+        /// Do not require any signatures (`gpg-verify=false`,
         /// `sign-verify=false`).
         #[arg(long)]
         no_sign_verify: bool,
@@ -356,6 +359,18 @@ pub struct CommitArgs {
     /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
     #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Sign the commit with this GPG key id (repeatable).
+    #[arg(long = "gpg-sign", value_name = "KEY-ID")]
+    gpg_sign: Vec<String>,
+    /// GnuPG home directory for --gpg-sign.
+    #[arg(long)]
+    gpg_homedir: Option<PathBuf>,
+    /// Sign the commit with this secret key (base64; repeatable).
+    #[arg(long = "sign", value_name = "KEY")]
+    sign: Vec<String>,
+    /// Signature type for --sign (only ed25519).
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
     /// Also bind the commit to this ref (`ostree.ref-binding`; repeatable).
     #[arg(long = "bind-ref", value_name = "REF")]
     bind_ref: Vec<String>,
@@ -758,8 +773,24 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             if opts.branch.is_none() && !a.orphan {
                 bail!("A branch must be specified with --branch, or use --orphan");
             }
+            if !a.sign.is_empty() && a.sign_type != "ed25519" {
+                bail!("Requested signature type is not implemented");
+            }
             let res = commit_layers(&repo, &layers, &opts)
                 .with_context(|| format!("committing to {}", path.display()))?;
+            if !a.gpg_sign.is_empty() {
+                rost_store::gpg::sign_commit(
+                    &repo,
+                    &res.commit,
+                    &a.gpg_sign,
+                    a.gpg_homedir.as_deref(),
+                )
+                .with_context(|| format!("signing commit {}", res.commit))?;
+            }
+            if !a.sign.is_empty() {
+                rost_store::sign::sign_commit(&repo, &res.commit, &a.sign)
+                    .with_context(|| format!("signing commit {}", res.commit))?;
+            }
             if a.consume {
                 for d in &dirs {
                     std::fs::remove_dir_all(d)
@@ -991,7 +1022,8 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                     if !branches.is_empty() {
                         opts.push(("branches".to_owned(), format!("{};", branches.join(";"))));
                     }
-                    if no_gpg_verify {
+                    // As ostree: --no-sign-verify turns off every signature check.
+                    if no_gpg_verify || no_sign_verify {
                         opts.push(("gpg-verify".to_owned(), "false".to_owned()));
                     }
                     if no_sign_verify {
@@ -1093,16 +1125,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                     )?;
                 }
             } else {
-                let mut err = std::io::stderr().lock();
-                writeln!(
-                    err,
-                    "{} delta(s), {} metadata, {} content objects fetched; {} transferred in {:.1} s",
-                    rep.deltas_applied,
-                    rep.metadata_fetched,
-                    rep.content_fetched,
-                    human_size(rep.bytes_fetched),
-                    started.elapsed().as_secs_f64()
-                )?;
+                writeln!(out, "{}", pull_summary_line(&rep, started.elapsed()))?;
             }
         }
         RepoCommand::PullLocal(a) => {
@@ -1185,6 +1208,13 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             writeln!(out, "Total objects: {}", r.total)?;
             if r.deleted == 0 {
                 writeln!(out, "No unreachable objects")?;
+            } else if a.no_prune {
+                writeln!(
+                    out,
+                    "Would delete: {} objects, freeing {}",
+                    r.deleted,
+                    human_size(r.freed_bytes)
+                )?;
             } else {
                 writeln!(
                     out,
@@ -1197,6 +1227,34 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
     }
     out.flush()?;
     Ok(())
+}
+
+/// The line ostree prints when a pull ends (scripts match on it).
+fn pull_summary_line(rep: &rost_store::pull::PullReport, took: std::time::Duration) -> String {
+    let mut s = if rep.deltas_applied > 0 {
+        format!(
+            "{} delta parts, {} loose fetched",
+            rep.deltas_applied,
+            rep.metadata_fetched + rep.content_fetched
+        )
+    } else {
+        format!(
+            "{} metadata, {} content objects fetched",
+            rep.metadata_fetched, rep.content_fetched
+        )
+    };
+    s += &format!(
+        "; {} transferred in {} seconds",
+        human_size(rep.bytes_fetched),
+        took.as_secs()
+    );
+    if rep.content_bytes_written > 0 {
+        s += &format!(
+            "; {} content written",
+            human_size(rep.content_bytes_written)
+        );
+    }
+    s
 }
 
 /// The metadata `--bootable` adds: `ostree.bootable`, and `ostree.linux`
@@ -1518,6 +1576,7 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
         StaticDeltaCommand::Generate {
             from,
             to,
+            rev,
             empty,
             inline,
             min_fallback_size,
@@ -1526,6 +1585,9 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
             if_not_exists,
         } => {
             let _ = inline;
+            let Some(to) = to.or(rev) else {
+                bail!("--to=REV is required");
+            };
             let to_c = repo.resolve_commit(&to)?;
             let from_c = match (&from, empty) {
                 (_, true) => None,
