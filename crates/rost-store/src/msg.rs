@@ -109,6 +109,19 @@ pub fn no_file_object(csum: impl Display) -> String {
     format!("Couldn't find file object '{csum}'")
 }
 
+/// A remote URL rost cannot fetch from (not http, https or file).
+pub fn invalid_uri_scheme(url: impl Display) -> String {
+    format!("Invalid URI scheme in {url}")
+}
+
+/// `pull --require-static-deltas` into an archive repository.
+pub const NO_DELTAS_IN_ARCHIVE: &str = "Can't use static deltas in an archive repo";
+
+/// `pull --require-static-deltas` when the remote offers none for a ref.
+pub fn deltas_required(delta: impl Display) -> String {
+    format!("Static deltas required, but none found for {delta}")
+}
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

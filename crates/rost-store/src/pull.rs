@@ -82,6 +82,8 @@ pub struct PullOptions {
     pub progress: Option<ProgressSink>,
     /// Fetch only these paths of the tree (the commit stays marked partial).
     pub subpaths: Vec<String>,
+    /// Fail unless every ref comes through a static delta.
+    pub require_static_deltas: bool,
 }
 
 /// What a pull did.
@@ -700,6 +702,9 @@ pub fn pull_from(
         progress: opts.progress.clone(),
         subpaths: opts.subpaths.clone(),
     };
+    if opts.require_static_deltas && repo.mode() == crate::RepoMode::Archive {
+        return Err(Error::Other(crate::msg::NO_DELTAS_IN_ARCHIVE.to_owned()));
+    }
     for (r, c) in &targets {
         if !opts.disable_static_deltas
             && opts.subpaths.is_empty()
@@ -718,8 +723,14 @@ pub fn pull_from(
                     name: r.clone(),
                 })?,
             };
-            if let Some((from, sb_sum)) = pick_delta(repo, &deltas, local, c)? {
-                p.pull_delta(opts, from.as_ref(), c, &sb_sum)?;
+            match pick_delta(repo, &deltas, local, c)? {
+                Some((from, sb_sum)) => p.pull_delta(opts, from.as_ref(), c, &sb_sum)?,
+                None if opts.require_static_deltas && local != Some(*c) => {
+                    return Err(Error::NotFound(crate::msg::deltas_required(
+                        crate::delta::delta_name(local.as_ref(), c),
+                    )));
+                }
+                None => {}
             }
         } else if opts.dry_run
             && repo.mode() != crate::RepoMode::Archive
@@ -872,12 +883,35 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
     }
     let opts = &opts;
     let fetcher = crate::fetch::fetcher_for(&r.url)?;
-    let refs = if refs.is_empty() {
+    let all = refs.is_empty();
+    let refs = if all {
         remote_summary_refs(fetcher.as_ref())?
     } else {
         refs.to_vec()
     };
-    pull_from(repo, fetcher.as_ref(), Some(remote), &refs, opts)
+    let report = pull_from(repo, fetcher.as_ref(), Some(remote), &refs, opts)?;
+    // As libostree: a mirror of every ref also takes the remote's summary
+    // (and its signature), so the mirror can be served as it is.
+    if all && opts.mirror && !opts.dry_run {
+        for name in [crate::summary::SUMMARY_SIG_FILE, "summary"] {
+            match fetcher.fetch(name, MAX_METADATA_SIZE)? {
+                Some(b) => fsutil::replace_file_at(
+                    repo.dfd(),
+                    Path::new(name),
+                    &b,
+                    0o644,
+                    fsutil::Durability::Now,
+                )?,
+                None => {
+                    match rustix::fs::unlinkat(repo.dfd(), name, rustix::fs::AtFlags::empty()) {
+                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                        Err(e) => return Err(e).ctx("removing", name),
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Copies `refs` (and everything they reach) from another local repo of any mode.

@@ -266,6 +266,20 @@ pub struct PullArgs {
     /// Fetch only this path of the tree (repeatable); the commit stays partial.
     #[arg(long)]
     subpath: Vec<String>,
+    /// Accepted for compatibility: rost publishes fetched objects in
+    /// batches with one syncfs each, never stalling on per-file fsyncs.
+    #[arg(long)]
+    per_object_fsync: bool,
+    /// Accepted for compatibility: one syncfs per published batch, always.
+    #[arg(long)]
+    disable_fsync: bool,
+    /// Fail unless each ref comes through a static delta.
+    #[arg(long)]
+    require_static_deltas: bool,
+    /// Accepted for compatibility: rost verifies every fetched object
+    /// against its checksum, trusted server or not.
+    #[arg(long)]
+    http_trusted: bool,
     /// Remote name (or REMOTE:REF).
     remote: String,
     /// Refs to pull (default: all refs in the remote summary).
@@ -1099,6 +1113,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 disable_static_deltas: a.disable_static_deltas,
                 progress: terminal_progress(),
                 subpaths: a.subpath.clone(),
+                require_static_deltas: a.require_static_deltas,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
