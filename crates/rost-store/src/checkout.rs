@@ -68,7 +68,9 @@ pub fn checkout(
     )?;
     let can_link = !opts.force_copy
         && match repo.mode() {
-            RepoMode::Bare => true,
+            // As libostree: a user-mode checkout of a bare repo copies, so the
+            // files belong to the caller rather than to the objects' owners.
+            RepoMode::Bare => !opts.user_mode,
             RepoMode::BareUser => opts.user_mode,
             RepoMode::BareUserOnly => true,
             RepoMode::Archive => false,
@@ -80,6 +82,9 @@ pub fn checkout(
                 "User repository mode requires user checkout mode (-U) to use --require-hardlinks"
                     .into(),
             ));
+        }
+        if repo.mode() == RepoMode::Bare && opts.user_mode && !opts.force_copy {
+            return Err(Error::Other(crate::msg::BARE_NO_USER_HARDLINKS.to_owned()));
         }
         return Err(Error::Other(format!(
             "cannot use --require-hardlinks with a {} repository",

@@ -56,6 +56,8 @@ pub struct CommitOptions {
     pub no_bindings: bool,
     /// Skip xattrs of the source tree.
     pub no_xattrs: bool,
+    /// More refs for `ostree.ref-binding` (`--bind-ref`), besides the branch.
+    pub bind_refs: Vec<String>,
     /// When the tree equals the parent's, write no commit and move no ref:
     /// the result is the parent.
     pub skip_if_unchanged: bool,
@@ -417,13 +419,17 @@ pub fn write_directory(
 /// Builds the commit metadata a{sv}: user keys first, then ostree's bindings.
 fn commit_metadata(repo: &Repo, opts: &CommitOptions) -> Value {
     let mut entries: Vec<(String, Value)> = opts.metadata.clone();
-    if let (Some(branch), false) = (&opts.branch, opts.no_bindings) {
+    let mut bound: Vec<String> = opts.branch.iter().chain(&opts.bind_refs).cloned().collect();
+    // As libostree: the binding list is sorted.
+    bound.sort();
+    bound.dedup();
+    if !bound.is_empty() && !opts.no_bindings {
         if let Some(cid) = repo.config().get("core", "collection-id") {
             entries.push(("ostree.collection-binding".into(), Value::str(cid)));
         }
         entries.push((
             "ostree.ref-binding".into(),
-            Value::Array(Type::Str, vec![Value::str(branch.clone())]),
+            Value::Array(Type::Str, bound.into_iter().map(Value::str).collect()),
         ));
     }
     Value::dict_sv(entries)
@@ -435,8 +441,21 @@ pub fn commit_directory(repo: &Repo, src: &Path, opts: &CommitOptions) -> Result
         Some(b) => Some(RefSpec::parse(b)?),
         None => None,
     };
-    let mut tx = repo.begin()?;
+    let tx = repo.begin()?;
     let (root_tree, root_meta) = write_directory(&tx, src, opts)?;
+    finish_commit(repo, tx, branch, root_tree, root_meta, opts)
+}
+
+/// Writes the commit object for a staged root (and the branch), commits the
+/// transaction, then stores detached metadata.
+pub(crate) fn finish_commit(
+    repo: &Repo,
+    mut tx: Transaction<'_>,
+    branch: Option<RefSpec>,
+    root_tree: Checksum,
+    root_meta: Checksum,
+    opts: &CommitOptions,
+) -> Result<CommitResult> {
     let parent = match (&opts.parent, &branch, opts.orphan) {
         (_, _, true) => None,
         (Some(p), _, _) => Some(*p),

@@ -56,9 +56,7 @@ pub fn fetcher_for(url: &str) -> Result<Box<dyn Fetcher>> {
     if url.starts_with("http://") || url.starts_with("https://") {
         return Ok(Box::new(HttpFetcher::new(url)?));
     }
-    Err(Error::Other(format!(
-        "unsupported remote URL {url:?}: expected http://, https:// or file://"
-    )))
+    Err(Error::Other(crate::msg::invalid_uri_scheme(url)))
 }
 
 /// Reads files from a local directory (`file://` remotes).

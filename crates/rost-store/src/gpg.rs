@@ -124,7 +124,12 @@ pub fn verify(data: &[u8], meta: Option<&Value>, keyring: &Path, what: &str) -> 
             "{what}: GPG verification enabled, but no signatures found"
         )));
     }
-    if !keyring.exists() {
+    let mut keyrings: Vec<PathBuf> = Vec::new();
+    if keyring.exists() {
+        keyrings.push(keyring.to_owned());
+    }
+    keyrings.extend(global_keyrings());
+    if keyrings.is_empty() {
         return Err(Error::Other(format!(
             "{what}: GPG verification enabled, but there is no keyring at {}",
             keyring.display()
@@ -146,10 +151,10 @@ pub fn verify(data: &[u8], meta: Option<&Value>, keyring: &Path, what: &str) -> 
             source,
         })?;
         let mut cmd = Command::new("gpgv");
-        cmd.arg("--keyring")
-            .arg(keyring)
-            .arg(&sig_path)
-            .arg(&data_path);
+        for k in &keyrings {
+            cmd.arg("--keyring").arg(k);
+        }
+        cmd.arg(&sig_path).arg(&data_path);
         match run_gpg(cmd, None, what) {
             Ok(_) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -163,6 +168,25 @@ pub fn verify(data: &[u8], meta: Option<&Value>, keyring: &Path, what: &str) -> 
         "{what}: no valid GPG signature ({} checked); last: {last}",
         sigs.len()
     )))
+}
+
+/// Keyrings trusted for every remote, as libostree reads them: each `*.gpg`
+/// file in `$OSTREE_GPG_HOME`, else in `/usr/share/ostree/trusted.gpg.d`.
+fn global_keyrings() -> Vec<PathBuf> {
+    let dir = std::env::var_os("OSTREE_GPG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/ostree/trusted.gpg.d"));
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gpg") && p.is_file())
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
+    out.sort();
+    out
 }
 
 fn tempdir_for_verify() -> Result<PathBuf> {

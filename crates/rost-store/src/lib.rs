@@ -47,6 +47,7 @@ pub mod gvariant;
 pub mod keyfile;
 pub mod msg;
 pub mod objects;
+pub mod overlay;
 pub mod prune;
 pub mod pull;
 pub mod refs;

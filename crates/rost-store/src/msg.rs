@@ -97,6 +97,31 @@ pub fn invalid_slash_in_filename(name: impl Display) -> String {
     format!("Invalid / in filename {name}")
 }
 
+/// A pull that must verify the summary's signature finds no summary.
+pub const GPG_NO_SUMMARY: &str = "GPG verification enabled, but no summary found (check that the configured URL in remote config is correct)";
+
+/// `checkout -U -H` from a bare repository.
+pub const BARE_NO_USER_HARDLINKS: &str =
+    "Bare repository mode cannot hardlink in user checkout mode";
+
+/// A content object that is not stored.
+pub fn no_file_object(csum: impl Display) -> String {
+    format!("Couldn't find file object '{csum}'")
+}
+
+/// A remote URL rost cannot fetch from (not http, https or file).
+pub fn invalid_uri_scheme(url: impl Display) -> String {
+    format!("Invalid URI scheme in {url}")
+}
+
+/// `pull --require-static-deltas` into an archive repository.
+pub const NO_DELTAS_IN_ARCHIVE: &str = "Can't use static deltas in an archive repo";
+
+/// `pull --require-static-deltas` when the remote offers none for a ref.
+pub fn deltas_required(delta: impl Display) -> String {
+    format!("Static deltas required, but none found for {delta}")
+}
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

@@ -82,6 +82,8 @@ pub struct PullOptions {
     pub progress: Option<ProgressSink>,
     /// Fetch only these paths of the tree (the commit stays marked partial).
     pub subpaths: Vec<String>,
+    /// Fail unless every ref comes through a static delta.
+    pub require_static_deltas: bool,
 }
 
 /// What a pull did.
@@ -97,6 +99,8 @@ pub struct PullReport {
     pub bytes_fetched: u64,
     /// Static deltas used.
     pub deltas_applied: u64,
+    /// Content bytes newly written into the repository (uncompressed).
+    pub content_bytes_written: u64,
     /// With `dry_run`: content objects the pull would fetch.
     pub would_fetch_content: u64,
     /// With `dry_run` and a delta on offer: bytes of its parts and fallbacks.
@@ -294,14 +298,14 @@ impl Puller<'_> {
                 {
                     last_publish = std::time::Instant::now();
                     if let Some(t) = tx.take() {
-                        t.commit()?;
+                        self.report.content_bytes_written += t.commit()?.content_bytes_written;
                     }
                     tx = Some(repo.begin()?);
                     (pending_objects, pending_bytes) = (0, 0);
                 }
             }
             if let Some(t) = tx.take() {
-                t.commit()?;
+                self.report.content_bytes_written += t.commit()?.content_bytes_written;
             }
             Ok(())
         })
@@ -475,7 +479,7 @@ impl Puller<'_> {
             }
         }
         if let Some(tx) = meta_tx {
-            tx.commit()?;
+            self.report.content_bytes_written += tx.commit()?.content_bytes_written;
         }
         if self.dry_run {
             self.report.would_fetch_content += files.len() as u64;
@@ -521,12 +525,22 @@ pub fn resolve_remote_refs(
             Summary::parse(&b)
                 .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of("summary"))))?,
         ),
+        None if summary_keyring.is_some() => {
+            return Err(Error::Other(crate::msg::GPG_NO_SUMMARY.to_owned()));
+        }
         None => None,
     };
     let mut out = Vec::new();
     for r in refs {
         if Checksum::is_valid_hex(r) {
             out.push((r.clone(), r.parse()?));
+            continue;
+        }
+        // `REF@COMMIT`: that commit, recorded under REF (ostree's override syntax).
+        if let Some((name, c)) = r.split_once('@')
+            && Checksum::is_valid_hex(c)
+        {
+            out.push((name.to_owned(), c.parse()?));
             continue;
         }
         if let Some(s) = &summary {
@@ -688,6 +702,9 @@ pub fn pull_from(
         progress: opts.progress.clone(),
         subpaths: opts.subpaths.clone(),
     };
+    if opts.require_static_deltas && repo.mode() == crate::RepoMode::Archive {
+        return Err(Error::Other(crate::msg::NO_DELTAS_IN_ARCHIVE.to_owned()));
+    }
     for (r, c) in &targets {
         if !opts.disable_static_deltas
             && opts.subpaths.is_empty()
@@ -706,8 +723,14 @@ pub fn pull_from(
                     name: r.clone(),
                 })?,
             };
-            if let Some((from, sb_sum)) = pick_delta(repo, &deltas, local, c)? {
-                p.pull_delta(opts, from.as_ref(), c, &sb_sum)?;
+            match pick_delta(repo, &deltas, local, c)? {
+                Some((from, sb_sum)) => p.pull_delta(opts, from.as_ref(), c, &sb_sum)?,
+                None if opts.require_static_deltas && local != Some(*c) => {
+                    return Err(Error::NotFound(crate::msg::deltas_required(
+                        crate::delta::delta_name(local.as_ref(), c),
+                    )));
+                }
+                None => {}
             }
         } else if opts.dry_run
             && repo.mode() != crate::RepoMode::Archive
@@ -812,7 +835,7 @@ pub fn pull_from(
             };
             tx.set_ref(spec, Some(*c));
         }
-        tx.commit()?;
+        p.report.content_bytes_written += tx.commit()?.content_bytes_written;
         for (cc, _, meta) in &commits {
             if let Some(m) = meta {
                 let v = Value::from_bytes(crate::objects::ty(crate::objects::METADATA_TYPE), m)
@@ -860,12 +883,35 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
     }
     let opts = &opts;
     let fetcher = crate::fetch::fetcher_for(&r.url)?;
-    let refs = if refs.is_empty() {
+    let all = refs.is_empty();
+    let refs = if all {
         remote_summary_refs(fetcher.as_ref())?
     } else {
         refs.to_vec()
     };
-    pull_from(repo, fetcher.as_ref(), Some(remote), &refs, opts)
+    let report = pull_from(repo, fetcher.as_ref(), Some(remote), &refs, opts)?;
+    // As libostree: a mirror of every ref also takes the remote's summary
+    // (and its signature), so the mirror can be served as it is.
+    if all && opts.mirror && !opts.dry_run {
+        for name in [crate::summary::SUMMARY_SIG_FILE, "summary"] {
+            match fetcher.fetch(name, MAX_METADATA_SIZE)? {
+                Some(b) => fsutil::replace_file_at(
+                    repo.dfd(),
+                    Path::new(name),
+                    &b,
+                    0o644,
+                    fsutil::Durability::Now,
+                )?,
+                None => {
+                    match rustix::fs::unlinkat(repo.dfd(), name, rustix::fs::AtFlags::empty()) {
+                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                        Err(e) => return Err(e).ctx("removing", name),
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Copies `refs` (and everything they reach) from another local repo of any mode.
@@ -956,7 +1002,7 @@ pub fn pull_local(
                 Some(c),
             );
         }
-        tx.commit()?;
+        report.content_bytes_written += tx.commit()?.content_bytes_written;
         // Everything the commit reaches is here now (an earlier pull or fsck
         // may have marked it partial).
         match rustix::fs::unlinkat(

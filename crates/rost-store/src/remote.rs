@@ -42,23 +42,52 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Names of every remote, in config order.
-pub fn list_remotes(repo: &Repo) -> Vec<String> {
-    repo.config()
-        .groups()
-        .filter_map(|g| {
-            g.strip_prefix("remote \"")
-                .and_then(|r| r.strip_suffix('"'))
-        })
-        .map(str::to_owned)
-        .collect()
+/// Parent repositories (`core.parent`) are followed this deep at most.
+const MAX_PARENT_DEPTH: usize = 8;
+
+/// The repository named by `core.parent`, when set and openable.
+fn parent_repo(repo: &Repo) -> Option<Repo> {
+    let p = repo.config().get("core", "parent")?;
+    Repo::open(std::path::Path::new(p)).ok()
 }
 
-/// Loads one remote.
+/// Names of every remote, in config order, then those of the parent
+/// repositories (`core.parent`) that this one does not define itself.
+pub fn list_remotes(repo: &Repo) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur: Option<Repo> = None;
+    for _ in 0..MAX_PARENT_DEPTH {
+        let r = cur.as_ref().unwrap_or(repo);
+        for name in r.config().groups().filter_map(|g| {
+            g.strip_prefix("remote \"")
+                .and_then(|r| r.strip_suffix('"'))
+        }) {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_owned());
+            }
+        }
+        match parent_repo(r) {
+            Some(p) => cur = Some(p),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Loads one remote (from a parent repository when this one lacks it).
 pub fn get_remote(repo: &Repo, name: &str) -> Result<Remote> {
+    get_remote_depth(repo, name, 0)
+}
+
+fn get_remote_depth(repo: &Repo, name: &str, depth: usize) -> Result<Remote> {
     let g = group(name);
     let cfg = repo.config();
     if !cfg.has_group(&g) {
+        if depth < MAX_PARENT_DEPTH
+            && let Some(p) = parent_repo(repo)
+        {
+            return get_remote_depth(&p, name, depth + 1);
+        }
         return Err(Error::NotFound(format!("Remote \"{name}\" not found")));
     }
     let url = cfg
@@ -83,19 +112,40 @@ pub fn get_remote(repo: &Repo, name: &str) -> Result<Remote> {
     })
 }
 
+/// What [`add_remote`] does when the remote is already configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    /// An error (ostree's default).
+    Fail,
+    /// Leave it as it is (`--if-not-exists`).
+    Keep,
+    /// Replace its settings (`--force`).
+    Replace,
+}
+
 /// Adds a remote. `options` are extra `key=value` settings (`gpg-verify=false`, …).
 pub fn add_remote(
     repo: &mut Repo,
     name: &str,
     url: &str,
     options: &[(String, String)],
-    if_not_exists: bool,
+    if_exists: IfExists,
 ) -> Result<()> {
     validate_remote_name(name)?;
     let g = group(name);
     if repo.config().has_group(&g) {
-        if if_not_exists {
-            return Ok(());
+        match if_exists {
+            IfExists::Keep => return Ok(()),
+            IfExists::Replace => {
+                let mut cfg = repo.config().clone();
+                cfg.remove_group(&g);
+                cfg.set(&g, "url", url);
+                for (k, v) in options {
+                    cfg.set(&g, k, v);
+                }
+                return repo.write_config(cfg);
+            }
+            IfExists::Fail => {}
         }
         return Err(Error::Other(format!(
             "Remote configuration for \"{name}\" already exists"

@@ -392,7 +392,7 @@ impl Repo {
         let st = match rustix::fs::statat(self.dfd(), &p, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => {
-                return Err(Error::NotFound(format!("No such content object {csum}")));
+                return Err(Error::NotFound(crate::msg::no_file_object(csum)));
             }
             Err(e) => return Err(e).ctx("stat", p),
         };

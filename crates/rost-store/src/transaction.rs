@@ -552,6 +552,14 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// A metadata object's bytes: staged in this transaction, else stored.
+    pub fn load_metadata_raw(&self, ty: ObjectType, csum: &Checksum) -> Result<Vec<u8>> {
+        match fsutil::read_file_optional_at(self.staging.as_fd(), &self.staged_rel(ty, csum))? {
+            Some(b) => Ok(b),
+            None => self.repo.load_metadata_raw(ty, csum),
+        }
+    }
+
     /// The staging directory fd (for callers that stage files themselves).
     pub fn staging_dir(&self) -> BorrowedFd<'_> {
         self.staging.as_fd()

@@ -84,9 +84,9 @@ pub fn translate(args: &[OsString]) -> anyhow::Result<Option<Vec<OsString>>> {
             i += 1;
             continue;
         }
-        // Before the command, -v is ostree's --verbose; after it, it belongs
-        // to the command (`summary -v` is --view).
-        if cmd.is_none() && (a == "-v" || a == "--verbose") {
+        // -v is ostree's --verbose (rost logs through RUST_LOG), except for
+        // `summary`, whose own -v is --view.
+        if a == "--verbose" || (a == "-v" && cmd.as_deref() != Some("summary")) {
             i += 1;
             continue;
         }

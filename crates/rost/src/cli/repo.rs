@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use rost_store::checkout::{CheckoutOptions, checkout};
-use rost_store::commit::{CommitOptions, commit_directory};
+use rost_store::commit::CommitOptions;
 use rost_store::fsck::{FsckOptions, fsck};
 use rost_store::gvariant::Value;
 use rost_store::objects::{Commit, S_IFDIR, S_IFLNK, S_IFMT};
+use rost_store::overlay::{Layer, commit_layers};
 use rost_store::prune::{PruneOptions, prune};
 use rost_store::refs::RefSpec;
 use rost_store::walk::{TreeNode, lookup_path};
@@ -32,7 +33,7 @@ pub enum RepoCommand {
     /// Create a repository.
     Init(InitArgs),
     /// Commit a directory tree to a branch.
-    Commit(CommitArgs),
+    Commit(Box<CommitArgs>),
     /// Check a commit out into a directory.
     Checkout(CheckoutArgs),
     /// List files in a commit.
@@ -95,9 +96,12 @@ pub enum StaticDeltaCommand {
         /// Source revision (default: the target's parent).
         #[arg(long)]
         from: Option<String>,
-        /// Target revision.
-        #[arg(long)]
-        to: String,
+        /// Target revision (also as the one positional argument).
+        #[arg(long, required_unless_present = "rev")]
+        to: Option<String>,
+        /// Target revision, as `ostree static-delta generate REV`.
+        #[arg(conflicts_with = "to")]
+        rev: Option<String>,
         /// From scratch (no source).
         #[arg(long)]
         empty: bool,
@@ -189,13 +193,16 @@ pub enum RemoteCommand {
         /// Do not require GPG signatures.
         #[arg(long)]
         no_gpg_verify: bool,
-        /// Do not require ed25519 signatures (the default; written as
+        /// Do not require any signatures (`gpg-verify=false`,
         /// `sign-verify=false`).
         #[arg(long)]
         no_sign_verify: bool,
         /// Do nothing if it exists.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         if_not_exists: bool,
+        /// Replace it if it exists.
+        #[arg(long)]
+        force: bool,
         /// Extra settings (KEY=VALUE).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -259,6 +266,20 @@ pub struct PullArgs {
     /// Fetch only this path of the tree (repeatable); the commit stays partial.
     #[arg(long)]
     subpath: Vec<String>,
+    /// Accepted for compatibility: rost publishes fetched objects in
+    /// batches with one syncfs each, never stalling on per-file fsyncs.
+    #[arg(long)]
+    per_object_fsync: bool,
+    /// Accepted for compatibility: one syncfs per published batch, always.
+    #[arg(long)]
+    disable_fsync: bool,
+    /// Fail unless each ref comes through a static delta.
+    #[arg(long)]
+    require_static_deltas: bool,
+    /// Accepted for compatibility: rost verifies every fetched object
+    /// against its checksum, trusted server or not.
+    #[arg(long)]
+    http_trusted: bool,
     /// Remote name (or REMOTE:REF).
     remote: String,
     /// Refs to pull (default: all refs in the remote summary).
@@ -349,9 +370,27 @@ pub struct CommitArgs {
     /// Do not import extended attributes.
     #[arg(long)]
     no_xattrs: bool,
-    /// Tree to commit: dir=PATH.
-    #[arg(long, value_name = "dir=PATH")]
+    /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
+    #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Sign the commit with this GPG key id (repeatable).
+    #[arg(long = "gpg-sign", value_name = "KEY-ID")]
+    gpg_sign: Vec<String>,
+    /// GnuPG home directory for --gpg-sign.
+    #[arg(long)]
+    gpg_homedir: Option<PathBuf>,
+    /// Sign the commit with this secret key (base64; repeatable).
+    #[arg(long = "sign", value_name = "KEY")]
+    sign: Vec<String>,
+    /// Signature type for --sign (only ed25519).
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
+    /// Also bind the commit to this ref (`ostree.ref-binding`; repeatable).
+    #[arg(long = "bind-ref", value_name = "REF")]
+    bind_ref: Vec<String>,
+    /// Start from this commit's tree (its entries keep their owners).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
     /// Mark the commit bootable: `ostree.bootable` and `ostree.linux` (the
     /// kernel version under /usr/lib/modules).
     #[arg(long)]
@@ -573,6 +612,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
         return u64::try_from(dt.timestamp())
             .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
     }
+    for fmt in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
+            return u64::try_from(dt.timestamp())
+                .map_err(|_| anyhow!("timestamp {s:?} is before 1970"));
+        }
+    }
     for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
             return u64::try_from(dt.and_utc().timestamp())
@@ -600,7 +645,47 @@ fn parse_kv(s: &str, flag: &str) -> Result<(String, Value)> {
 pub fn run(args: RepoArgs) -> Result<ExitCode> {
     let path = repo_path(args.repo);
     let mut out = std::io::stdout().lock();
-    match args.command {
+    // Which refs-changing command ran, for core.*-update-summary.
+    let changed = match &args.command {
+        RepoCommand::Commit(_) => Some(true),
+        RepoCommand::Reset(_)
+        | RepoCommand::Refs(_)
+        | RepoCommand::Pull(_)
+        | RepoCommand::PullLocal(_) => Some(false),
+        _ => None,
+    };
+    run_command(&path, args.command, &mut out)?;
+    if let Some(commit) = changed {
+        auto_update_summary(&path, commit)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// As libostree: `core.auto-update-summary` regenerates the summary after
+/// any ref change, `core.commit-update-summary` after a commit.
+fn auto_update_summary(path: &Path, commit: bool) -> Result<()> {
+    let mut repo = open(path)?;
+    let cfg = repo.config();
+    let on = |k: &str| cfg.get_bool("core", k).unwrap_or(false);
+    if on("auto-update-summary") || (commit && on("commit-update-summary")) {
+        update_summary_files(&mut repo)?;
+    }
+    Ok(())
+}
+
+/// `summary --update`: the summary and the delta indexes.
+fn update_summary_files(repo: &mut Repo) -> Result<()> {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    rost_store::summary::update_summary(repo, now)
+        .with_context(|| format!("updating the summary of {}", repo.path().display()))?;
+    rost_store::delta::write_indexes(repo)?;
+    Ok(())
+}
+
+fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result<()> {
+    let path = path.to_owned();
+    let mut out = out;
+    match command {
         RepoCommand::Init(a) => {
             let mode = RepoMode::parse(&a.mode).ok_or_else(|| {
                 anyhow!(
@@ -618,15 +703,40 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
         RepoCommand::Commit(a) => {
             let repo = open(&path)?;
-            let mut src = a.path.clone();
+            // Layers in order: --base, then each --tree, then PATH; as ostree,
+            // no PATH and no --tree commits the current directory.
+            let mut layers: Vec<Layer> = Vec::new();
+            if let Some(b) = &a.base {
+                layers.push(Layer::Base(
+                    repo.resolve_commit(b)
+                        .with_context(|| format!("--base {b}"))?,
+                ));
+            }
             for t in &a.tree {
                 match t.split_once('=') {
-                    Some(("dir", p)) => src = Some(PathBuf::from(p)),
-                    _ => bail!("--tree={t}: only dir=PATH is supported"),
+                    Some(("dir", p)) => layers.push(Layer::Dir(PathBuf::from(p))),
+                    Some(("ref", r)) => layers.push(Layer::Commit(
+                        repo.resolve_commit(r)
+                            .with_context(|| format!("--tree={t}"))?,
+                    )),
+                    Some(("tar", _)) => bail!("--tree={t}: tar import is not supported"),
+                    _ => bail!(
+                        "Invalid --tree argument {t}: expected dir=PATH, ref=COMMIT or tar=FILE"
+                    ),
                 }
             }
-            // As ostree: no PATH and no --tree commits the current directory.
-            let src = src.unwrap_or_else(|| PathBuf::from("."));
+            if let Some(p) = &a.path {
+                layers.push(Layer::Dir(p.clone()));
+            } else if a.tree.is_empty() {
+                layers.push(Layer::Dir(PathBuf::from(".")));
+            }
+            let dirs: Vec<PathBuf> = layers
+                .iter()
+                .filter_map(|l| match l {
+                    Layer::Dir(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect();
             let parent = match &a.parent {
                 Some(p) if p == "none" => None,
                 Some(p) => Some(
@@ -641,7 +751,10 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 .map(|s| parse_kv(s, "--add-metadata-string"))
                 .collect::<Result<_>>()?;
             if a.bootable {
-                metadata.extend(bootable_metadata(&src)?);
+                let Some(top) = dirs.last() else {
+                    bail!("--bootable needs a directory to find the kernel in");
+                };
+                metadata.extend(bootable_metadata(top)?);
             }
             let timestamp = match &a.timestamp {
                 Some(t) => Some(parse_timestamp(t)?),
@@ -669,15 +782,34 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
                 skip_if_unchanged: a.skip_if_unchanged,
+                bind_refs: a.bind_ref.clone(),
             };
-            if opts.branch.is_none() {
-                bail!("a branch is required: --branch REF");
+            if opts.branch.is_none() && !a.orphan {
+                bail!("A branch must be specified with --branch, or use --orphan");
             }
-            let res = commit_directory(&repo, &src, &opts)
-                .with_context(|| format!("committing {} to {}", src.display(), path.display()))?;
+            if !a.sign.is_empty() && a.sign_type != "ed25519" {
+                bail!("Requested signature type is not implemented");
+            }
+            let res = commit_layers(&repo, &layers, &opts)
+                .with_context(|| format!("committing to {}", path.display()))?;
+            if !a.gpg_sign.is_empty() {
+                rost_store::gpg::sign_commit(
+                    &repo,
+                    &res.commit,
+                    &a.gpg_sign,
+                    a.gpg_homedir.as_deref(),
+                )
+                .with_context(|| format!("signing commit {}", res.commit))?;
+            }
+            if !a.sign.is_empty() {
+                rost_store::sign::sign_commit(&repo, &res.commit, &a.sign)
+                    .with_context(|| format!("signing commit {}", res.commit))?;
+            }
             if a.consume {
-                std::fs::remove_dir_all(&src)
-                    .with_context(|| format!("--consume: removing {}", src.display()))?;
+                for d in &dirs {
+                    std::fs::remove_dir_all(d)
+                        .with_context(|| format!("--consume: removing {}", d.display()))?;
+                }
             }
             writeln!(out, "{}", res.commit)?;
         }
@@ -827,10 +959,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         RepoCommand::Summary(a) => {
             let mut repo = open(&path)?;
             if a.update {
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                rost_store::summary::update_summary(&mut repo, now)
-                    .with_context(|| format!("updating the summary of {}", path.display()))?;
-                rost_store::delta::write_indexes(&repo)?;
+                update_summary_files(&mut repo)?;
                 if !a.gpg_sign.is_empty() {
                     let summary = std::fs::read(path.join("summary"))?;
                     let sig = rost_store::gpg::sign_summary(
@@ -874,6 +1003,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     no_gpg_verify,
                     no_sign_verify,
                     if_not_exists,
+                    force,
                     set,
                     gpg_import,
                     sign_verify,
@@ -906,7 +1036,8 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     if !branches.is_empty() {
                         opts.push(("branches".to_owned(), format!("{};", branches.join(";"))));
                     }
-                    if no_gpg_verify {
+                    // As ostree: --no-sign-verify turns off every signature check.
+                    if no_gpg_verify || no_sign_verify {
                         opts.push(("gpg-verify".to_owned(), "false".to_owned()));
                     }
                     if no_sign_verify {
@@ -918,7 +1049,12 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                             .ok_or_else(|| anyhow!("--set: expected KEY=VALUE, got {kv:?}"))?;
                         opts.push((k.to_owned(), v.to_owned()));
                     }
-                    rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_not_exists)?;
+                    let if_exists = match (if_not_exists, force) {
+                        (true, _) => rost_store::remote::IfExists::Keep,
+                        (_, true) => rost_store::remote::IfExists::Replace,
+                        _ => rost_store::remote::IfExists::Fail,
+                    };
+                    rost_store::remote::add_remote(&mut repo, &name, &url, &opts, if_exists)?;
                     if let Some(f) = &gpg_import {
                         rost_store::gpg::import_keys(&repo, &name, f)?;
                     }
@@ -958,6 +1094,17 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 None => (a.remote.clone(), Vec::new()),
             };
             refs.extend(a.refs.iter().cloned());
+            if refs.is_empty() {
+                // As ostree: no refs named pulls the remote's configured branches.
+                let r = rost_store::remote::get_remote(&repo, &remote)?;
+                if let Some(b) = r.option("branches") {
+                    refs = b
+                        .split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+            }
             let opts = rost_store::pull::PullOptions {
                 depth: a.depth,
                 commit_metadata_only: a.commit_metadata_only,
@@ -966,6 +1113,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                 disable_static_deltas: a.disable_static_deltas,
                 progress: terminal_progress(),
                 subpaths: a.subpath.clone(),
+                require_static_deltas: a.require_static_deltas,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
@@ -992,16 +1140,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
                     )?;
                 }
             } else {
-                let mut err = std::io::stderr().lock();
-                writeln!(
-                    err,
-                    "{} delta(s), {} metadata, {} content objects fetched; {} transferred in {:.1} s",
-                    rep.deltas_applied,
-                    rep.metadata_fetched,
-                    rep.content_fetched,
-                    human_size(rep.bytes_fetched),
-                    started.elapsed().as_secs_f64()
-                )?;
+                writeln!(out, "{}", pull_summary_line(&rep, started.elapsed()))?;
             }
         }
         RepoCommand::PullLocal(a) => {
@@ -1084,6 +1223,13 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
             writeln!(out, "Total objects: {}", r.total)?;
             if r.deleted == 0 {
                 writeln!(out, "No unreachable objects")?;
+            } else if a.no_prune {
+                writeln!(
+                    out,
+                    "Would delete: {} objects, freeing {}",
+                    r.deleted,
+                    human_size(r.freed_bytes)
+                )?;
             } else {
                 writeln!(
                     out,
@@ -1095,7 +1241,35 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The line ostree prints when a pull ends (scripts match on it).
+fn pull_summary_line(rep: &rost_store::pull::PullReport, took: std::time::Duration) -> String {
+    let mut s = if rep.deltas_applied > 0 {
+        format!(
+            "{} delta parts, {} loose fetched",
+            rep.deltas_applied,
+            rep.metadata_fetched + rep.content_fetched
+        )
+    } else {
+        format!(
+            "{} metadata, {} content objects fetched",
+            rep.metadata_fetched, rep.content_fetched
+        )
+    };
+    s += &format!(
+        "; {} transferred in {} seconds",
+        human_size(rep.bytes_fetched),
+        took.as_secs()
+    );
+    if rep.content_bytes_written > 0 {
+        s += &format!(
+            "; {} content written",
+            human_size(rep.content_bytes_written)
+        );
+    }
+    s
 }
 
 /// The metadata `--bootable` adds: `ostree.bootable`, and `ostree.linux`
@@ -1417,6 +1591,7 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
         StaticDeltaCommand::Generate {
             from,
             to,
+            rev,
             empty,
             inline,
             min_fallback_size,
@@ -1425,6 +1600,9 @@ fn static_delta(path: &Path, cmd: StaticDeltaCommand, out: &mut dyn Write) -> Re
             if_not_exists,
         } => {
             let _ = inline;
+            let Some(to) = to.or(rev) else {
+                bail!("--to=REV is required");
+            };
             let to_c = repo.resolve_commit(&to)?;
             let from_c = match (&from, empty) {
                 (_, true) => None,
@@ -1824,6 +2002,15 @@ mod tests {
         );
         assert_eq!(parse_timestamp("2020-01-01").unwrap(), 1_577_836_800);
         assert_eq!(parse_timestamp("@42").unwrap(), 42);
+        // With a UTC offset, as libostree's tests write it.
+        assert_eq!(
+            parse_timestamp("2005-10-29 12:43:29 +0000").unwrap(),
+            1_130_589_809
+        );
+        assert_eq!(
+            parse_timestamp("2005-10-29 14:43:29 +0200").unwrap(),
+            1_130_589_809
+        );
         assert!(parse_timestamp("yesterday-ish").is_err());
     }
 

@@ -1046,7 +1046,7 @@ fn subpath_pull_fetches_one_subtree() {
     assert_eq!(std::fs::read(co.join("file")).unwrap(), b"in sub\n");
     // Content outside the subpath was not fetched.
     let out = run_fail(rrepo(&c, &["cat", &commit, "/big.bin"]));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No such content object"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Couldn't find file object"));
     run_ok(rrepo(&c, &["pull", "origin", "b"]));
     assert!(!c.join(format!("state/{commit}.commitpartial")).exists());
     run_ok(rrepo(&c, &["fsck"]));

@@ -310,7 +310,7 @@ fn interop_fsck_detects_and_names_corruption() {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         std::fs::write(&p, &data).unwrap();
         std::fs::set_permissions(&p, perm).unwrap();
-        fsck_fails_naming(&r, &[&csum, ".file"]);
+        fsck_fails_naming(&r, &[&csum, "fsck content object"]);
         if have_ostree {
             assert!(
                 !ostree(&r, &["fsck"]).output().unwrap().status.success(),
