@@ -743,3 +743,44 @@ fn interop_demo_script_as_non_root() {
     }
     run_demo(true);
 }
+
+/// `upgrade --stage`: the deployment is staged (listed first, `staged: true`),
+/// the boot order is untouched until finalization; `cleanup -p` drops a staged
+/// deployment; rollback refuses while one is staged.
+#[test]
+fn interop_staged_upgrade() {
+    if !have_tools() {
+        return;
+    }
+    let w = World::new();
+    let v1 = w.server_rev(&demo_ref());
+    let v2 = w.compose(2);
+    let out = run_ok(w.host("upgrade", &["--stage"]));
+    assert!(out.starts_with(DIFF_BLOCK), "{out}");
+    assert!(out.contains("Staged deployment"), "{out}");
+    let st = w.status_json();
+    assert_eq!(st["deployments"][0]["checksum"], v2);
+    assert_eq!(st["deployments"][0]["staged"], true);
+    assert_eq!(st["deployments"][1]["checksum"], v1);
+    // The boot configuration still names only release 1.
+    assert_eq!(w.ostree_order(), [format!("{v1}.0")]);
+    let e = run_fail(w.host("rollback", &[]));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("Staged deployment (remove with cleanup -p)")
+    );
+    // A second upgrade finds the staged commit already pending.
+    assert_eq!(run_ok(w.host("upgrade", &[])), "No upgrade available.\n");
+    let out = run_ok(w.host("cleanup", &["-p"]));
+    assert!(
+        out.starts_with(&format!("Removed deployment {v2}.")),
+        "{out}"
+    );
+    assert_eq!(w.assert_status_agrees(), [format!("{v1}.0")]);
+    assert_eq!(w.status_json()["deployments"].as_array().unwrap().len(), 1);
+    // Staged again, then finalized: now the default.
+    run_ok(w.host("upgrade", &["--stage"]));
+    run_ok(w.admin(&["finalize-staged"]));
+    let order = w.assert_status_agrees();
+    assert!(order[0].starts_with(&v2), "{order:?}");
+    assert_eq!(order[1], format!("{v1}.0"));
+}
