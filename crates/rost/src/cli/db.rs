@@ -44,7 +44,7 @@ enum DbCommand {
         /// Output format.
         #[arg(short = 'F', long, value_enum, default_value = "block")]
         format: DiffFormat,
-        /// FROM [TO] revisions (one: booted → FROM).
+        /// FROM and TO revisions (only one: from the booted deployment to it).
         #[arg(num_args = 0..=2)]
         revs: Vec<String>,
     },
