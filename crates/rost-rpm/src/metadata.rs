@@ -436,6 +436,37 @@ mod tests {
     }
 
     #[test]
+    fn damaged_cache_never_panics_and_falls_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+        let names: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cfg = write_repo(&root, &refs, "");
+        let want = load(&cfg, &cache);
+        assert_eq!(want.len(), 300);
+        let repo = open_repo(&cfg, Some(&cache)).unwrap();
+        let file = cache_file(&cache, &repo);
+        let good = std::fs::read(&file).unwrap();
+        // Truncated anywhere, or with a byte changed anywhere: the pool is the
+        // XML's, and the parse writes a good cache again.
+        let step = good.len() / 40;
+        for n in (0..good.len()).step_by(step) {
+            std::fs::write(&file, &good[..n]).unwrap();
+            assert_eq!(load(&cfg, &cache), want, "truncated at {n}");
+            assert_eq!(std::fs::read(&file).unwrap(), good);
+            let mut bad = good.clone();
+            bad[n] ^= 0x10;
+            std::fs::write(&file, &bad).unwrap();
+            assert_eq!(load(&cfg, &cache), want, "byte {n} changed");
+            assert_eq!(std::fs::read(&file).unwrap(), good);
+        }
+        // A directory where the file should be: not readable, not writable.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(load(&cfg, &cache), want);
+    }
+
+    #[test]
     fn unwritable_cache_still_loads() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("repo");

@@ -464,6 +464,9 @@ pub struct Builder {
     str_off: Vec<u32>,
     table: hashbrown::HashTable<u32>,
     hasher: rustc_hash::FxBuildHasher,
+    /// Direct-mapped cache of recent (hash, id) pairs in front of `table`:
+    /// the same few names and versions recur in most packages.
+    recent: Vec<(u64, u32)>,
     pkgs: Vec<u32>,
     deps: Vec<u32>,
     dep_off: Vec<u32>,
@@ -510,6 +513,9 @@ fn str_at<'a>(strings: &'a str, off: &[u32], id: u32) -> &'a str {
     }
 }
 
+/// Slots of [`Builder`]'s recent-string cache.
+const RECENT: usize = 4096;
+
 fn to_u32(n: usize) -> u32 {
     // Cache files are capped far below 4 GiB of any one array.
     u32::try_from(n).unwrap_or(u32::MAX)
@@ -518,20 +524,20 @@ fn to_u32(n: usize) -> u32 {
 impl Builder {
     /// An empty builder.
     pub fn new() -> Self {
-        let mut b = Builder {
+        Builder {
             strings: String::new(),
-            str_off: vec![0],
+            // String 0 is "" (never in `table`: `intern` answers it first).
+            str_off: vec![0, 0],
             table: hashbrown::HashTable::new(),
             hasher: rustc_hash::FxBuildHasher,
+            recent: vec![(0, 0); RECENT],
             pkgs: Vec::new(),
             deps: Vec::new(),
             dep_off: vec![0],
             files: Vec::new(),
             file_off: vec![0],
             cur: Scratch::default(),
-        };
-        b.intern("");
-        b
+        }
     }
 
     /// An empty builder with room for about `packages` packages.
@@ -548,21 +554,35 @@ impl Builder {
 
     fn intern(&mut self, s: &str) -> u32 {
         use std::hash::BuildHasher;
+        if s.is_empty() {
+            // Unversioned dependencies' EVR, mostly.
+            return 0;
+        }
         let h = self.hasher.hash_one(s);
         let Builder {
             strings,
             str_off,
             table,
             hasher,
+            recent,
             ..
         } = self;
-        if let Some(&id) = table.find(h, |&id| str_at(strings, str_off, id) == s) {
-            return id;
+        let slot = (h >> 32) as usize % RECENT;
+        let (rh, rid) = recent[slot];
+        if rh == h && str_at(strings, str_off, rid) == s {
+            return rid;
         }
-        let id = to_u32(str_off.len() - 1);
-        strings.push_str(s);
-        str_off.push(to_u32(strings.len()));
-        table.insert_unique(h, id, |&id| hasher.hash_one(str_at(strings, str_off, id)));
+        let id = match table.find(h, |&id| str_at(strings, str_off, id) == s) {
+            Some(&id) => id,
+            None => {
+                let id = to_u32(str_off.len() - 1);
+                strings.push_str(s);
+                str_off.push(to_u32(strings.len()));
+                table.insert_unique(h, id, |&id| hasher.hash_one(str_at(strings, str_off, id)));
+                id
+            }
+        };
+        recent[slot] = (h, id);
         id
     }
 

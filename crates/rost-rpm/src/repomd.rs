@@ -191,7 +191,8 @@ pub fn checksum_hex(kind: &str, data: &[u8]) -> Option<String> {
 
 /// A package as described by rpm-md.
 ///
-/// Serializable for the binary pool cache ([`crate::poolcache`]).
+/// The solver pool keeps packages interned ([`crate::poolcache::RepoData`]) and
+/// turns them into `RepoPackage`s on demand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoPackage {
     /// Name.
@@ -213,7 +214,7 @@ pub struct RepoPackage {
     /// Package file size.
     pub size: u64,
     /// Index of the repository in the pool (not serialized: it belongs to the
-    /// pool being built, not to the repository's metadata).
+    /// pool, not to the repository's metadata).
     #[serde(skip)]
     pub repo: usize,
     /// Provides.
