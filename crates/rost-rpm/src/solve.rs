@@ -1785,4 +1785,69 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn pool_across_repos() {
+        let repo = |id: &str, priority, cost| PoolRepo {
+            id: id.into(),
+            priority,
+            cost,
+        };
+        let repos = vec![repo("a", 99, 1000), repo("b", 99, 10), repo("c", 50, 1000)];
+        let tagged = |line: &str, r: usize| RepoPackage {
+            repo: r,
+            ..pkg(line)
+        };
+        let pkgs = vec![
+            tagged("x-1-1.x86_64", 0),
+            // Same NEVRA twice in one repo: one copy.
+            tagged("x-1-1.x86_64", 0),
+            tagged("x-2-1.i686", 0),
+            tagged("x-1-1.src", 0),
+            tagged("x-1-1.aarch64", 0),
+            tagged("y-1-1.noarch", 0),
+            // Same NEVRA in a cheaper repo of equal priority: that copy.
+            tagged("y-1-1.noarch", 1),
+            tagged("z-1-1.noarch", 0),
+            // A better-priority repo's z hides the others, even older ones.
+            tagged("z-0.5-1.noarch", 2),
+            tagged("skip-1-1.noarch", 1),
+        ];
+        let opts = SolveOptions::default();
+        let sources: Vec<PoolSource> = [0usize, 1, 2]
+            .into_iter()
+            .map(|r| PoolSource {
+                repo: r,
+                data: RepoData::from_packages(pkgs.iter().filter(|p| p.repo == r)),
+            })
+            .collect();
+        let pool = Pool::from_sources(repos, sources, &opts, |r, name| !(r == 1 && name == "skip"));
+        let got: Vec<(String, usize)> = pool.packages.iter().map(|p| (p.nevra(), p.repo)).collect();
+        let want: Vec<(String, usize)> = [
+            ("x-1-1.x86_64", 0),
+            ("x-2-1.i686", 0),
+            ("y-1-1.noarch", 1),
+            ("z-0.5-1.noarch", 2),
+        ]
+        .iter()
+        .map(|(n, r)| (n.to_string(), *r))
+        .collect();
+        assert_eq!(got, want);
+        // x86_64 first, then i686 despite its newer version.
+        let best: Vec<String> = pool
+            .by_name("x")
+            .iter()
+            .map(|&i| pool.packages[i as usize].nevra())
+            .collect();
+        assert_eq!(best, ["x-1-1.x86_64", "x-2-1.i686"]);
+        assert!(!pool.has_name("skip") && pool.has_name("z"));
+        assert_eq!(pool.providers("y", Sense::ANY, "").len(), 1);
+        let specs = vec!["z".to_string(), "y".to_string()];
+        let picked = resolve(&pool, &specs, &opts).unwrap();
+        let names: Vec<String> = picked
+            .iter()
+            .map(|&i| pool.packages[i as usize].nevra())
+            .collect();
+        assert_eq!(names, ["y-1-1.noarch", "z-0.5-1.noarch"]);
+    }
 }
