@@ -708,23 +708,34 @@ impl Builder {
         let indexes = pairs.map(|mut v| {
             v.sort_unstable();
             v.dedup();
-            // Runs of one key, then the runs in string order.
-            let mut runs: Vec<(u32, usize, usize)> = Vec::new();
+            // Runs of one key, then the runs in string order (compared by an
+            // 8-byte prefix first, which settles most pairs without touching
+            // the strings).
+            let prefix = |id: u32| {
+                let mut b = [0u8; 8];
+                let s = str_at(&strings, &str_off, id).as_bytes();
+                let n = s.len().min(8);
+                b[..n].copy_from_slice(&s[..n]);
+                u64::from_be_bytes(b)
+            };
+            let mut runs: Vec<(u64, u32, usize, usize)> = Vec::new();
             let mut start = 0;
             for j in 1..=v.len() {
                 if j == v.len() || v[j].0 != v[start].0 {
-                    runs.push((v[start].0, start, j));
+                    runs.push((prefix(v[start].0), v[start].0, start, j));
                     start = j;
                 }
             }
             runs.sort_unstable_by(|a, b| {
-                str_at(&strings, &str_off, a.0).cmp(str_at(&strings, &str_off, b.0))
+                a.0.cmp(&b.0).then_with(|| {
+                    str_at(&strings, &str_off, a.1).cmp(str_at(&strings, &str_off, b.1))
+                })
             });
             let mut keys = Vec::with_capacity(runs.len());
             let mut off = Vec::with_capacity(runs.len() + 1);
             let mut vals = Vec::with_capacity(v.len());
             off.push(0);
-            for (key, a, b) in runs {
+            for (_, key, a, b) in runs {
                 keys.push(key);
                 vals.extend(v[a..b].iter().map(|&(_, p)| p));
                 off.push(to_u32(vals.len()));
