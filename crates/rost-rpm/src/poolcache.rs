@@ -7,7 +7,7 @@
 //! capability, file path, obsoleted name, required file path → packages). The
 //! solver pool ([`crate::solve::Pool`]) works on it directly and turns into a
 //! [`RepoPackage`] only the packages it touches, so loading a repository costs
-//! a bulk read, a digest and a bounds check, not an allocation per string.
+//! a bulk read and a checksum, not an allocation per string.
 //!
 //! After primary is parsed, its [`RepoData`] is written to
 //! `<cachedir>/<repoid>/<repomd-sha256>/primary.rostpkgs`; the next load of the
@@ -1170,7 +1170,7 @@ mod tests {
                 "truncated at {n}"
             );
         }
-        // Flipped bytes anywhere fail (magic, version, digest, key, packages).
+        // Flipped bytes anywhere fail (magic, version, checksum, key, packages).
         for i in (0..good.len()).step_by(13) {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
@@ -1192,24 +1192,24 @@ mod tests {
 
     /// Re-checksums a tampered body, so that only the structural checks and
     /// the bounds-checked accessors stand between it and the pool.
-    fn redigest(mut body: Vec<u8>) -> Vec<u8> {
+    fn rechecksum(mut body: Vec<u8>) -> Vec<u8> {
         let crc = crc32fast::hash(&body);
         body.extend_from_slice(&crc.to_le_bytes());
         body
     }
 
     #[test]
-    fn bad_structure_with_a_good_digest_is_rejected() {
+    fn damage_with_a_good_checksum_never_panics() {
         let good = encode(&key("r1"), &RepoData::from_packages(&packages()));
         let body = &good[..good.len() - CRC_LEN];
-        // Every single-byte change past the key, re-digested: decoding either
+        // Every single-byte change past the key, re-checksummed: decoding either
         // fails or yields data whose accessors stay in bounds.
         let head = MAGIC.len() + 4 + 4 + 2 + 4 + 2;
         for i in (head..body.len()).step_by(41) {
             for x in [0x01, 0x80, 0xff] {
                 let mut bad = body.to_vec();
                 bad[i] ^= x;
-                if let Ok(d) = decode(redigest(bad), &key("r1")) {
+                if let Ok(d) = decode(rechecksum(bad), &key("r1")) {
                     let _ = d.supplementers().count();
                     for p in 0..d.len() {
                         let _ = d.package(p);
@@ -1230,11 +1230,11 @@ mod tests {
         // Lengths claiming more than the file: rejected without allocating them.
         let mut huge = body[..head].to_vec();
         huge.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(decode(redigest(huge), &key("r1")).is_err());
+        assert!(decode(rechecksum(huge), &key("r1")).is_err());
         let mut huge = body[..head].to_vec();
         huge.extend_from_slice(&0u64.to_le_bytes());
         huge.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
-        assert!(decode(redigest(huge), &key("r1")).is_err());
+        assert!(decode(rechecksum(huge), &key("r1")).is_err());
     }
 
     #[test]
