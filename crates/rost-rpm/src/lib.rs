@@ -9,7 +9,8 @@
 //! - [`evr`]: rpm's version comparison (`rpmvercmp`) and dependency range overlap;
 //! - [`repofile`]: dnf-style `.repo` files with `$releasever`/`$basearch`;
 //! - [`repomd`], [`metadata`]: rpm-md parsing (streaming) and loading with a cache;
-//! - [`poolcache`]: binary cache of parsed primary metadata (like libsolv's `.solv`);
+//! - [`poolcache`]: parsed primary metadata interned and indexed, and its binary
+//!   cache (like libsolv's `.solv`);
 //! - [`richdep`], [`solve`]: rich dependencies and resolution with `resolvo`;
 //! - [`download`]: verified, cached, resumable, parallel package downloads.
 //!

@@ -20,11 +20,13 @@ use sha2::Digest;
 use crate::download::{fetch_bytes, file_url_path, join_url};
 use crate::error::{Error, Result};
 use crate::poolcache;
+use crate::poolcache::RepoData;
 use crate::repofile::RepoConfig;
 use crate::repomd::{
-    RepoPackage, Repomd, RepomdRecord, parse_filelists, parse_primary, parse_repomd, read_verified,
+    RepoPackage, Repomd, RepomdRecord, parse_filelists, parse_primary_into, parse_repomd,
+    read_verified,
 };
-use crate::solve::{Pool, PoolRepo, SolveOptions};
+use crate::solve::{Pool, PoolRepo, PoolSource, SolveOptions};
 
 /// A repository whose metadata is available locally.
 #[derive(Debug)]
@@ -66,8 +68,9 @@ impl LoadedRepo {
         Ok(path)
     }
 
-    /// Streams primary into packages tagged with `repo_index`.
-    pub fn load_primary(&self, repo_index: usize) -> Result<Vec<RepoPackage>> {
+    /// Every package of primary, unfiltered: from the package cache when it
+    /// holds this revision, else parsed from the XML (and the cache written).
+    pub fn load_primary_data(&self) -> Result<RepoData> {
         let rec = self
             .repomd
             .record("primary")
@@ -81,19 +84,18 @@ impl LoadedRepo {
                 },
             )
         });
-        let mut packages = None;
         if let Some((path, key)) = &cache {
             let t = std::time::Instant::now();
             match poolcache::load(path, key) {
-                Ok(p) => {
+                Ok(data) => {
                     tracing::debug!(
                         "repo {}: {} packages from {} in {:?}",
                         self.config.id,
-                        p.len(),
+                        data.len(),
                         path.display(),
                         t.elapsed()
                     );
-                    packages = Some(p);
+                    return Ok(data);
                 }
                 Err(e) => tracing::debug!(
                     "repo {}: package cache not used ({}); parsing primary",
@@ -102,115 +104,61 @@ impl LoadedRepo {
                 ),
             }
         }
-        let mut packages = match packages {
-            Some(p) => p,
-            None => {
-                let t = std::time::Instant::now();
-                let p = match &cache {
-                    Some((path, key)) => self.parse_primary_caching(rec, path, key)?,
-                    None => self.parse_primary_file(rec)?,
-                };
-                tracing::debug!(
-                    "repo {}: primary parsed in {:?}",
+        let t = std::time::Instant::now();
+        let data = self.parse_primary_data(rec)?;
+        tracing::debug!(
+            "repo {}: primary parsed in {:?}",
+            self.config.id,
+            t.elapsed()
+        );
+        if let Some((path, key)) = &cache {
+            let t = std::time::Instant::now();
+            match poolcache::store(path, key, &data) {
+                Ok(()) => tracing::debug!(
+                    "repo {}: package cache written to {} in {:?}",
                     self.config.id,
+                    path.display(),
                     t.elapsed()
-                );
-                p
+                ),
+                Err(e) => tracing::debug!(
+                    "repo {}: package cache not written ({})",
+                    self.config.id,
+                    chain(&e)
+                ),
             }
-        };
+        }
+        Ok(data)
+    }
+
+    /// Streams primary into packages tagged with `repo_index`, filtered by the
+    /// repo's `exclude`/`includepkgs`.
+    pub fn load_primary(&self, repo_index: usize) -> Result<Vec<RepoPackage>> {
+        let data = self.load_primary_data()?;
         let cfg = &self.config;
-        packages.retain(|p| cfg.admits(&p.name));
-        for p in &mut packages {
-            p.repo = repo_index;
-        }
-        Ok(packages)
+        Ok((0..data.len())
+            .filter(|&i| cfg.admits(data.name(i)))
+            .map(|i| {
+                let mut p = data.package(i);
+                p.repo = repo_index;
+                p
+            })
+            .collect())
     }
 
-    /// Every package of primary (no repo filtering), parsed from the XML.
-    fn parse_primary_file(&self, rec: &RepomdRecord) -> Result<Vec<RepoPackage>> {
+    /// Every package of primary, parsed from the XML straight into interned
+    /// form (decompression runs on its own thread, see [`read_verified`]).
+    fn parse_primary_data(&self, rec: &RepomdRecord) -> Result<RepoData> {
         let path = self.local_record(rec)?;
         let what = path.display().to_string();
+        // Gzip'd primary holds roughly one package per 100 bytes.
+        let guess = rec
+            .size
+            .map_or(1 << 14, |s| (s / 100).min(1 << 20) as usize);
         read_verified(&path, rec, |r| {
-            let mut out = Vec::new();
-            parse_primary(r, &what, |p| out.push(p))?;
-            Ok(out)
+            let mut b = poolcache::Builder::with_capacity(guess);
+            parse_primary_into(r, &what, &mut b)?;
+            Ok(b.finish())
         })
-    }
-
-    /// Like [`Self::parse_primary_file`], also writing the package cache at `cache`:
-    /// batches of parsed packages go to a writer thread and come back, so encoding
-    /// and writing overlap the parse. A cache that cannot be written is logged
-    /// (debug) and skipped; the packages are returned all the same.
-    fn parse_primary_caching(
-        &self,
-        rec: &RepomdRecord,
-        cache: &Path,
-        key: &poolcache::Key,
-    ) -> Result<Vec<RepoPackage>> {
-        const BATCH: usize = 2048;
-        let path = self.local_record(rec)?;
-        let what = path.display().to_string();
-        let id = &self.config.id;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RepoPackage>>(4);
-        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<RepoPackage>>();
-        let (parsed, writer) = std::thread::scope(|s| {
-            let writer = s.spawn(move || {
-                let mut w = poolcache::Writer::create(cache, key);
-                for batch in rx {
-                    if let Ok(writer) = &mut w
-                        && let Err(e) = writer.push(&batch)
-                    {
-                        w = Err(e);
-                    }
-                    // Never lose a batch, whatever happened to the file.
-                    if back_tx.send(batch).is_err() {
-                        break;
-                    }
-                }
-                w
-            });
-            // Batches the writer could not take (it is gone) stay here, in order.
-            let mut kept: Vec<RepoPackage> = Vec::new();
-            let mut writer_gone = false;
-            let mut send = |batch: Vec<RepoPackage>, kept: &mut Vec<RepoPackage>| {
-                if writer_gone {
-                    kept.extend(batch);
-                } else if let Err(std::sync::mpsc::SendError(batch)) = tx.send(batch) {
-                    writer_gone = true;
-                    kept.extend(batch);
-                }
-            };
-            let parsed = read_verified(&path, rec, |r| {
-                let mut batch = Vec::with_capacity(BATCH);
-                parse_primary(r, &what, |p| {
-                    batch.push(p);
-                    if batch.len() == BATCH {
-                        send(
-                            std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
-                            &mut kept,
-                        );
-                    }
-                })?;
-                send(batch, &mut kept);
-                Ok(())
-            });
-            drop(tx);
-            let writer = writer.join();
-            (parsed.map(|()| kept), writer)
-        });
-        let kept = parsed?;
-        let Ok(writer) = writer else {
-            // The writer thread panicked, possibly holding a batch: parse again.
-            tracing::debug!("repo {id}: package cache writer failed; parsing again");
-            return self.parse_primary_file(rec);
-        };
-        let mut out: Vec<RepoPackage> = back_rx.into_iter().flatten().collect();
-        out.extend(kept);
-        match writer.and_then(|w| w.finish()) {
-            Ok(()) => tracing::debug!("repo {id}: package cache written to {}", cache.display()),
-            Err(e) => tracing::debug!("repo {id}: package cache not written ({})", chain(&e)),
-        }
-        Ok(out)
     }
 
     /// Streams filelists into a map pkgid → files.
@@ -319,11 +267,13 @@ pub fn load_pool(
 ) -> Result<(Pool, Vec<LoadedRepo>)> {
     let mut repos = Vec::new();
     let mut pool_repos = Vec::new();
-    let mut packages = Vec::new();
+    let mut sources = Vec::new();
     for c in configs.iter().filter(|c| c.enabled) {
         let r = open_repo(c, cachedir)?;
-        let idx = repos.len();
-        packages.extend(r.load_primary(idx)?);
+        sources.push(PoolSource {
+            repo: repos.len(),
+            data: r.load_primary_data()?,
+        });
         pool_repos.push(PoolRepo {
             id: c.id.clone(),
             priority: c.priority,
@@ -332,7 +282,9 @@ pub fn load_pool(
         repos.push(r);
     }
     let t = std::time::Instant::now();
-    let mut pool = Pool::new(pool_repos, packages, opts);
+    let mut pool = Pool::from_sources(pool_repos, sources, opts, |r, name| {
+        repos.get(r).is_none_or(|r| r.config.admits(name))
+    });
     tracing::debug!(
         "pool of {} packages built in {:?}",
         pool.packages.len(),
@@ -340,12 +292,9 @@ pub fn load_pool(
     );
     let t = std::time::Instant::now();
     let needed = pool
-        .packages
+        .required_files()
         .iter()
-        .flat_map(|p| p.requires.iter().chain(&p.conflicts).chain(&p.recommends))
-        .map(|d| d.name.as_str())
-        .filter(|n| n.starts_with('/'))
-        .chain(extra_files.iter().map(String::as_str))
+        .chain(extra_files)
         .any(|f| !pool.knows_file(f));
     tracing::debug!("file dependency scan in {:?}", t.elapsed());
     if needed {
@@ -356,7 +305,7 @@ pub fn load_pool(
                 all.insert((i, k), v);
             }
         }
-        pool.set_files(|p| all.get(&(p.repo, p.checksum.clone())).cloned());
+        pool.set_files_by_checksum(|repo, sum| all.get(&(repo, sum.to_owned())).cloned());
     }
     Ok((pool, repos))
 }
@@ -487,6 +436,37 @@ mod tests {
     }
 
     #[test]
+    fn damaged_cache_never_panics_and_falls_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+        let names: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cfg = write_repo(&root, &refs, "");
+        let want = load(&cfg, &cache);
+        assert_eq!(want.len(), 300);
+        let repo = open_repo(&cfg, Some(&cache)).unwrap();
+        let file = cache_file(&cache, &repo);
+        let good = std::fs::read(&file).unwrap();
+        // Truncated anywhere, or with a byte changed anywhere: the pool is the
+        // XML's, and the parse writes a good cache again.
+        let step = good.len() / 40;
+        for n in (0..good.len()).step_by(step) {
+            std::fs::write(&file, &good[..n]).unwrap();
+            assert_eq!(load(&cfg, &cache), want, "truncated at {n}");
+            assert_eq!(std::fs::read(&file).unwrap(), good);
+            let mut bad = good.clone();
+            bad[n] ^= 0x10;
+            std::fs::write(&file, &bad).unwrap();
+            assert_eq!(load(&cfg, &cache), want, "byte {n} changed");
+            assert_eq!(std::fs::read(&file).unwrap(), good);
+        }
+        // A directory where the file should be: not readable, not writable.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(load(&cfg, &cache), want);
+    }
+
+    #[test]
     fn unwritable_cache_still_loads() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("repo");
@@ -532,7 +512,7 @@ mod tests {
             repomd_checksum: "0".repeat(64),
             primary_checksum: repo.repomd.record("primary").unwrap().checksum.clone(),
         };
-        poolcache::store(&cache_file(&cache, &repo), &stale, &[]).unwrap();
+        poolcache::store(&cache_file(&cache, &repo), &stale, &RepoData::default()).unwrap();
         assert_eq!(
             load(&cfg, &cache),
             ["a-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"]

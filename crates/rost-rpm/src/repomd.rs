@@ -15,6 +15,7 @@ use sha2::Digest;
 use crate::error::{Error, Result};
 use crate::evr::Sense;
 use crate::header::Dependency;
+use crate::poolcache::DepKind;
 
 /// One `<data type=…>` entry of `repomd.xml`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -190,7 +191,8 @@ pub fn checksum_hex(kind: &str, data: &[u8]) -> Option<String> {
 
 /// A package as described by rpm-md.
 ///
-/// Serializable for the binary pool cache ([`crate::poolcache`]).
+/// The solver pool keeps packages interned ([`crate::poolcache::RepoData`]) and
+/// turns them into `RepoPackage`s on demand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoPackage {
     /// Name.
@@ -212,7 +214,7 @@ pub struct RepoPackage {
     /// Package file size.
     pub size: u64,
     /// Index of the repository in the pool (not serialized: it belongs to the
-    /// pool being built, not to the repository's metadata).
+    /// pool, not to the repository's metadata).
     #[serde(skip)]
     pub repo: usize,
     /// Provides.
@@ -252,18 +254,246 @@ impl RepoPackage {
     }
 }
 
-fn entry_dep(e: &BytesStart<'_>) -> Dependency {
+/// Text fields of a `<package>` in primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrimaryText {
+    /// `<name>`.
+    Name,
+    /// `<arch>`.
+    Arch,
+    /// `<checksum>` (trimmed).
+    Checksum,
+    /// `<file>` (one per element).
+    File,
+}
+
+/// Receives primary's packages piece by piece, with strings borrowed from the
+/// parser's buffer (so a consumer that interns them allocates nothing per
+/// string). Calls come between [`PrimarySink::start`] and [`PrimarySink::end`].
+pub trait PrimarySink {
+    /// A `<package>` begins.
+    fn start(&mut self);
+    /// Text of a field; `Name`, `Arch` and `Checksum` may come in pieces.
+    fn text(&mut self, field: PrimaryText, s: &str);
+    /// `<version epoch ver rel>`.
+    fn version(&mut self, epoch: u32, ver: &str, rel: &str);
+    /// `<checksum type>`.
+    fn checksum_type(&mut self, s: &str);
+    /// `<location href>`.
+    fn href(&mut self, s: &str);
+    /// `<size package>`.
+    fn size(&mut self, n: u64);
+    /// One `<rpm:entry>` of a dependency list.
+    fn dep(&mut self, kind: DepKind, name: &str, sense: Sense, evr: &str, flags: u32);
+    /// The `<package>` ends.
+    fn end(&mut self);
+}
+
+/// Collects [`RepoPackage`]s for a callback.
+struct PackageSink<F> {
+    cur: RepoPackage,
+    sink: F,
+}
+
+impl<F: FnMut(RepoPackage)> PrimarySink for PackageSink<F> {
+    fn start(&mut self) {
+        self.cur = RepoPackage::default();
+    }
+    fn text(&mut self, field: PrimaryText, s: &str) {
+        match field {
+            PrimaryText::Name => self.cur.name.push_str(s),
+            PrimaryText::Arch => self.cur.arch.push_str(s),
+            PrimaryText::Checksum => self.cur.checksum.push_str(s),
+            PrimaryText::File => self.cur.files.push(s.to_owned()),
+        }
+    }
+    fn version(&mut self, epoch: u32, ver: &str, rel: &str) {
+        self.cur.epoch = epoch;
+        self.cur.version = ver.to_owned();
+        self.cur.release = rel.to_owned();
+    }
+    fn checksum_type(&mut self, s: &str) {
+        self.cur.checksum_type = s.to_owned();
+    }
+    fn href(&mut self, s: &str) {
+        self.cur.href = s.to_owned();
+    }
+    fn size(&mut self, n: u64) {
+        self.cur.size = n;
+    }
+    fn dep(&mut self, kind: DepKind, name: &str, sense: Sense, evr: &str, flags: u32) {
+        let d = Dependency {
+            name: name.to_owned(),
+            sense,
+            evr: evr.to_owned(),
+            flags,
+        };
+        let p = &mut self.cur;
+        match kind {
+            DepKind::Provides => p.provides.push(d),
+            DepKind::Requires => p.requires.push(d),
+            DepKind::Conflicts => p.conflicts.push(d),
+            DepKind::Obsoletes => p.obsoletes.push(d),
+            DepKind::Recommends => p.recommends.push(d),
+            DepKind::Suggests => p.suggests.push(d),
+            DepKind::Supplements => p.supplements.push(d),
+            DepKind::Enhances => p.enhances.push(d),
+        }
+    }
+    fn end(&mut self) {
+        let mut p = std::mem::take(&mut self.cur);
+        // A package requiring what it provides itself needs nothing.
+        p.requires.dedup();
+        (self.sink)(p);
+    }
+}
+
+/// An attribute value, borrowed from the event when it needs no unescaping.
+fn attr_cow(v: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match v {
+        Cow::Borrowed(b) if !b.contains(&b'&') => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(b).into_owned()),
+        },
+        other => Cow::Owned(attr_string(&other)),
+    }
+}
+
+/// Streams `primary.xml` (already decompressed) and calls `sink` per package.
+pub fn parse_primary(
+    input: impl BufRead,
+    file: &str,
+    sink: impl FnMut(RepoPackage),
+) -> Result<usize> {
+    parse_primary_into(
+        input,
+        file,
+        &mut PackageSink {
+            cur: RepoPackage::default(),
+            sink,
+        },
+    )
+}
+
+/// Streams `primary.xml` (already decompressed) into `sink`; returns the
+/// number of packages.
+pub fn parse_primary_into(
+    input: impl BufRead,
+    file: &str,
+    sink: &mut impl PrimarySink,
+) -> Result<usize> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut in_pkg = false;
+    let mut list: Option<DepKind> = None;
+    let mut text: Option<PrimaryText> = None;
+    let mut evr = String::new();
+    let mut count = 0;
+    loop {
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+        match ev {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.local_name();
+                let name = name.as_ref();
+                match name {
+                    b"package" => {
+                        in_pkg = true;
+                        sink.start();
+                    }
+                    _ if !in_pkg => {}
+                    b"name" => text = Some(PrimaryText::Name),
+                    b"arch" => text = Some(PrimaryText::Arch),
+                    b"file" => text = Some(PrimaryText::File),
+                    b"checksum" => {
+                        sink.checksum_type(&attr(&e, b"type").unwrap_or_default());
+                        text = Some(PrimaryText::Checksum);
+                    }
+                    b"version" => {
+                        let (mut epoch, mut ver, mut rel) =
+                            (0, Cow::Borrowed(""), Cow::Borrowed(""));
+                        for a in e.attributes().with_checks(false).flatten() {
+                            match a.key.as_ref() {
+                                b"epoch" => {
+                                    epoch = std::str::from_utf8(&a.value)
+                                        .ok()
+                                        .and_then(|s| s.parse().ok())
+                                        .unwrap_or(0)
+                                }
+                                b"ver" => ver = attr_cow(a.value),
+                                b"rel" => rel = attr_cow(a.value),
+                                _ => {}
+                            }
+                        }
+                        sink.version(epoch, &ver, &rel);
+                    }
+                    b"location" => sink.href(&attr(&e, b"href").unwrap_or_default()),
+                    b"size" => sink.size(
+                        attr(&e, b"package")
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0),
+                    ),
+                    b"provides" => list = Some(DepKind::Provides),
+                    b"requires" => list = Some(DepKind::Requires),
+                    b"conflicts" => list = Some(DepKind::Conflicts),
+                    b"obsoletes" => list = Some(DepKind::Obsoletes),
+                    b"recommends" => list = Some(DepKind::Recommends),
+                    b"suggests" => list = Some(DepKind::Suggests),
+                    b"supplements" => list = Some(DepKind::Supplements),
+                    b"enhances" => list = Some(DepKind::Enhances),
+                    b"entry" => {
+                        if let Some(kind) = list {
+                            entry_dep(&e, kind, &mut evr, sink);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let (Some(which), true) = (text, in_pkg) {
+                    let s = t
+                        .unescape()
+                        .map_err(|e| xml_err(file, r.buffer_position(), e))?;
+                    match which {
+                        PrimaryText::Checksum => sink.text(which, s.trim()),
+                        _ => sink.text(which, &s),
+                    }
+                }
+            }
+            Event::End(e) => {
+                text = None;
+                match e.local_name().as_ref() {
+                    b"package" if in_pkg => {
+                        in_pkg = false;
+                        sink.end();
+                        count += 1;
+                    }
+                    b"provides" | b"requires" | b"conflicts" | b"obsoletes" | b"recommends"
+                    | b"suggests" | b"supplements" | b"enhances" => list = None,
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(count)
+}
+
+fn entry_dep(e: &BytesStart<'_>, kind: DepKind, evr: &mut String, sink: &mut impl PrimarySink) {
     // One pass over the attributes (this runs for every dependency of every package).
-    let mut name = String::new();
+    let mut name: Cow<'_, str> = Cow::Borrowed("");
     let mut sense = Sense::ANY;
-    // Borrowed from the event buffer: no allocation but the final strings.
+    // Borrowed from the event buffer: no allocation unless unescaping.
     let mut epoch: Cow<'_, [u8]> = Cow::Borrowed(b"");
     let mut ver: Cow<'_, [u8]> = Cow::Borrowed(b"");
     let mut rel: Option<Cow<'_, [u8]>> = None;
     let mut pre = false;
     for a in e.attributes().with_checks(false).flatten() {
         match a.key.as_ref() {
-            b"name" => name = attr_string(&a.value),
+            b"name" => name = attr_cow(a.value),
             b"flags" => {
                 sense = std::str::from_utf8(&a.value)
                     .ok()
@@ -277,144 +507,24 @@ fn entry_dep(e: &BytesStart<'_>) -> Dependency {
             _ => {}
         }
     }
-    let mut evr = String::new();
+    evr.clear();
     if sense.is_versioned() {
-        evr.reserve(epoch.len() + ver.len() + rel.as_ref().map_or(0, |r| r.len()) + 2);
         if !epoch.is_empty() && *epoch != *b"0" {
-            push_attr(&mut evr, &epoch);
+            push_attr(evr, &epoch);
             evr.push(':');
         }
-        push_attr(&mut evr, &ver);
+        push_attr(evr, &ver);
         if let Some(rel) = rel {
             evr.push('-');
-            push_attr(&mut evr, &rel);
+            push_attr(evr, &rel);
         }
     }
-    Dependency {
-        name,
-        sense,
-        evr,
-        flags: if pre {
-            crate::header::sense_flags::PREREQ
-        } else {
-            0
-        },
-    }
-}
-
-/// Streams `primary.xml` (already decompressed) and calls `sink` per package.
-pub fn parse_primary(
-    input: impl BufRead,
-    file: &str,
-    mut sink: impl FnMut(RepoPackage),
-) -> Result<usize> {
-    let mut r = quick_xml::Reader::from_reader(input);
-    let mut buf = Vec::new();
-    let mut pkg: Option<RepoPackage> = None;
-    let mut list: Option<u8> = None;
-    let mut text: Option<&'static str> = None;
-    let mut count = 0;
-    loop {
-        let ev = r
-            .read_event_into(&mut buf)
-            .map_err(|e| xml_err(file, r.buffer_position(), e))?;
-        match ev {
-            Event::Start(e) | Event::Empty(e) => {
-                let name = e.local_name();
-                let name = name.as_ref();
-                match name {
-                    b"package" => pkg = Some(RepoPackage::default()),
-                    _ if pkg.is_none() => {}
-                    b"name" => text = Some("name"),
-                    b"arch" => text = Some("arch"),
-                    b"file" => text = Some("file"),
-                    b"checksum" => {
-                        if let Some(p) = pkg.as_mut() {
-                            p.checksum_type = attr(&e, b"type").unwrap_or_default();
-                        }
-                        text = Some("checksum");
-                    }
-                    b"version" => {
-                        if let Some(p) = pkg.as_mut() {
-                            p.epoch = attr(&e, b"epoch").and_then(|s| s.parse().ok()).unwrap_or(0);
-                            p.version = attr(&e, b"ver").unwrap_or_default();
-                            p.release = attr(&e, b"rel").unwrap_or_default();
-                        }
-                    }
-                    b"location" => {
-                        if let Some(p) = pkg.as_mut() {
-                            p.href = attr(&e, b"href").unwrap_or_default();
-                        }
-                    }
-                    b"size" => {
-                        if let Some(p) = pkg.as_mut() {
-                            p.size = attr(&e, b"package")
-                                .and_then(|s| s.parse().ok())
-                                .unwrap_or(0);
-                        }
-                    }
-                    b"provides" => list = Some(0),
-                    b"requires" => list = Some(1),
-                    b"conflicts" => list = Some(2),
-                    b"obsoletes" => list = Some(3),
-                    b"recommends" => list = Some(4),
-                    b"suggests" => list = Some(5),
-                    b"supplements" => list = Some(6),
-                    b"enhances" => list = Some(7),
-                    b"entry" => {
-                        if let (Some(p), Some(l)) = (pkg.as_mut(), list) {
-                            let d = entry_dep(&e);
-                            match l {
-                                0 => p.provides.push(d),
-                                1 => p.requires.push(d),
-                                2 => p.conflicts.push(d),
-                                3 => p.obsoletes.push(d),
-                                4 => p.recommends.push(d),
-                                5 => p.suggests.push(d),
-                                6 => p.supplements.push(d),
-                                _ => p.enhances.push(d),
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Event::Text(t) => {
-                if let (Some(which), Some(p)) = (text, pkg.as_mut()) {
-                    let s = t
-                        .unescape()
-                        .map_err(|e| xml_err(file, r.buffer_position(), e))?;
-                    match which {
-                        "name" => p.name.push_str(&s),
-                        "arch" => p.arch.push_str(&s),
-                        "checksum" => p.checksum.push_str(s.trim()),
-                        "file" => p.files.push(s.into_owned()),
-                        _ => {}
-                    }
-                }
-            }
-            Event::End(e) => {
-                text = None;
-                match e.local_name().as_ref() {
-                    b"package" => {
-                        if let Some(mut p) = pkg.take() {
-                            // A package requiring what it provides itself needs nothing.
-                            p.requires.dedup();
-                            sink(p);
-                            count += 1;
-                        }
-                    }
-                    b"provides" | b"requires" | b"conflicts" | b"obsoletes" | b"recommends"
-                    | b"suggests" | b"supplements" | b"enhances" => list = None,
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    Ok(count)
+    let flags = if pre {
+        crate::header::sense_flags::PREREQ
+    } else {
+        0
+    };
+    sink.dep(kind, &name, sense, evr, flags);
 }
 
 /// Streams `filelists.xml` and calls `sink(pkgid, files)` per package.

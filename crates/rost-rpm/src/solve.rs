@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::Display;
+use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 
@@ -34,6 +35,7 @@ use resolvo::{
 use crate::error::{Error, Result};
 use crate::evr::{Sense, cmp_evr_parts, rpmvercmp};
 use crate::header::Dependency;
+use crate::poolcache::{IndexKind, RepoData};
 use crate::repofile::glob_match;
 use crate::repomd::RepoPackage;
 use crate::richdep::{Rich, eval_rich, parse_rich};
@@ -86,18 +88,118 @@ pub fn arch_rank(basearch: &str, arch: &str) -> Option<u32> {
     list.iter().position(|a| *a == arch).map(|p| p as u32)
 }
 
+/// Packages of a pool, by solvable id. Each is turned into a [`RepoPackage`]
+/// on first access; the solver touches only a few of a large repository's.
+pub struct Packages {
+    sources: Vec<Source>,
+    /// Solvable id → (source, package index in its data).
+    ids: Vec<(u32, u32)>,
+    cells: Vec<OnceLock<Box<RepoPackage>>>,
+    /// File lists replacing primary's (after filelists were loaded).
+    file_lists: FxHashMap<u32, Vec<String>>,
+}
+
+/// One repository's packages in a pool.
+struct Source {
+    repo: usize,
+    data: RepoData,
+    /// Package index in `data` → solvable id, or [`NONE`] when not in the pool.
+    global: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Source {
+    /// Solvable id of package `l` of this source, [`NONE`] when not in the pool.
+    fn solvable(&self, l: u32) -> u32 {
+        self.global.get(l as usize).copied().unwrap_or(NONE)
+    }
+}
+
+impl std::fmt::Debug for Packages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packages")
+            .field("len", &self.ids.len())
+            .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
+impl Packages {
+    /// Number of packages.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Package `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&RepoPackage> {
+        let cell = self.cells.get(i)?;
+        Some(cell.get_or_init(|| Box::new(self.materialize(i))))
+    }
+
+    /// Every package, in solvable id order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &RepoPackage> + '_ {
+        (0..self.len()).map(|i| &self[i])
+    }
+
+    fn materialize(&self, i: usize) -> RepoPackage {
+        let (s, l) = self.ids[i];
+        let src = &self.sources[s as usize];
+        let mut p = src.data.package(l as usize);
+        p.repo = src.repo;
+        if let Some(f) = self.file_lists.get(&(i as u32)) {
+            p.files = f.clone();
+        }
+        p
+    }
+
+    /// The data and index of solvable `i`.
+    fn at(&self, i: u32) -> (&RepoData, usize) {
+        let (s, l) = self.ids[i as usize];
+        (&self.sources[s as usize].data, l as usize)
+    }
+}
+
+impl std::ops::Index<usize> for Packages {
+    type Output = RepoPackage;
+
+    fn index(&self, i: usize) -> &RepoPackage {
+        self.cells[i].get_or_init(|| Box::new(self.materialize(i)))
+    }
+}
+
+impl<'a> IntoIterator for &'a Packages {
+    type Item = &'a RepoPackage;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = &'a RepoPackage> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// One repository's primary, to build a pool from.
+#[derive(Debug)]
+pub struct PoolSource {
+    /// Index of the repository in the pool's repos.
+    pub repo: usize,
+    /// Its packages.
+    pub data: RepoData,
+}
+
 /// Compatible packages of all repos, with indexes for lookups.
 #[derive(Debug)]
 pub struct Pool {
     /// Repositories.
     pub repos: Vec<PoolRepo>,
     /// Packages (solvable id = index).
-    pub packages: Vec<RepoPackage>,
-    by_name: FxHashMap<String, Vec<u32>>,
-    provides: FxHashMap<String, Vec<u32>>,
-    files: FxHashMap<String, Vec<u32>>,
-    /// Obsoleted name → packages whose Obsoletes name it.
-    obsoleters: FxHashMap<String, Vec<u32>>,
+    pub packages: Packages,
+    /// File index replacing primary's, once filelists are loaded.
+    files: Option<FxHashMap<String, Vec<u32>>>,
     basearch: String,
 }
 
@@ -157,140 +259,301 @@ fn push_index(map: &mut FxHashMap<String, Vec<u32>>, key: &str, i: u32) {
 }
 
 impl Pool {
-    /// Builds a pool: drops incompatible arches, source packages, excluded names;
-    /// keeps only the best-priority repos per name and one copy per NEVRA.
+    /// Builds a pool from packages (each tagged with its repo's index): drops
+    /// incompatible arches, source packages, excluded names; keeps only the
+    /// best-priority repos per name and one copy per NEVRA.
     pub fn new(repos: Vec<PoolRepo>, packages: Vec<RepoPackage>, opts: &SolveOptions) -> Self {
-        let n = packages.len();
-        let mut best_prio: FxHashMap<&str, i32> =
-            FxHashMap::with_capacity_and_hasher(n, Default::default());
-        let keep: Vec<bool> = packages
-            .iter()
-            .map(|p| {
-                p.arch != "src"
-                    && p.arch != "nosrc"
-                    && arch_rank(&opts.basearch, &p.arch).is_some()
-                    && !opts.exclude.iter().any(|g| glob_match(g, &p.name))
-            })
-            .collect();
-        for (p, k) in packages.iter().zip(&keep) {
-            if *k {
-                let prio = repos.get(p.repo).map_or(99, |r| r.priority);
-                let e = best_prio.entry(&p.name).or_insert(prio);
-                *e = (*e).min(prio);
+        // One source per run of packages of one repo keeps the packages' order.
+        let mut sources = Vec::new();
+        let mut start = 0;
+        for j in 1..=packages.len() {
+            if j == packages.len() || packages[j].repo != packages[start].repo {
+                sources.push(PoolSource {
+                    repo: packages[start].repo,
+                    data: RepoData::from_packages(&packages[start..j]),
+                });
+                start = j;
             }
         }
-        let mut seen: FxHashMap<(&str, u32, &str, &str, &str), usize> =
-            FxHashMap::with_capacity_and_hasher(n, Default::default());
-        let mut chosen: Vec<Option<usize>> = Vec::with_capacity(n);
-        for (i, p) in packages.iter().enumerate() {
-            let prio = repos.get(p.repo).map_or(99, |r| r.priority);
-            if !keep[i] || best_prio.get(p.name.as_str()) != Some(&prio) {
-                continue;
-            }
-            let key = (
-                p.name.as_str(),
-                p.epoch,
-                p.version.as_str(),
-                p.release.as_str(),
-                p.arch.as_str(),
-            );
-            match seen.get(&key) {
-                Some(&slot) => {
-                    let Some(prev) = chosen[slot] else { continue };
-                    let cost = |j: usize| repos.get(packages[j].repo).map_or(1000, |r| r.cost);
-                    if cost(i) < cost(prev) {
-                        chosen[slot] = Some(i);
-                    }
-                }
-                None => {
-                    seen.insert(key, chosen.len());
-                    chosen.push(Some(i));
-                }
-            }
-        }
-        let mut keep_idx = vec![false; packages.len()];
-        for i in chosen.into_iter().flatten() {
-            keep_idx[i] = true;
-        }
-        drop(seen);
-        drop(best_prio);
-        // In place: nothing moves before the first dropped package (usually none).
-        let mut packages = packages;
-        let mut keep_idx = keep_idx.into_iter();
-        packages.retain(|_| keep_idx.next().unwrap_or(false));
-        let n = packages.len();
-        let mut pool = Pool {
-            repos,
-            packages,
-            by_name: FxHashMap::with_capacity_and_hasher(n, Default::default()),
-            provides: FxHashMap::with_capacity_and_hasher(n * 2, Default::default()),
-            files: FxHashMap::default(),
-            obsoleters: FxHashMap::default(),
-            basearch: opts.basearch.clone(),
-        };
-        pool.index();
-        pool
+        Self::from_sources(repos, sources, opts, |_, _| true)
     }
 
-    fn index(&mut self) {
-        let mut caps: Vec<&str> = Vec::new();
-        for (i, p) in self.packages.iter().enumerate() {
-            let i = i as u32;
-            push_index(&mut self.by_name, &p.name, i);
-            caps.clear();
-            caps.extend(p.provides.iter().map(|d| d.name.as_str()));
-            caps.push(&p.name);
-            caps.sort_unstable();
-            caps.dedup();
-            for c in &caps {
-                push_index(&mut self.provides, c, i);
-            }
-            for f in &p.files {
-                push_index(&mut self.files, f, i);
-            }
-            for d in &p.obsoletes {
-                push_index(&mut self.obsoleters, &d.name, i);
+    /// Builds a pool from repositories' data, like [`Pool::new`]; `admit(repo,
+    /// name)` filters further (a repo's `exclude`/`includepkgs`).
+    pub fn from_sources(
+        repos: Vec<PoolRepo>,
+        sources: Vec<PoolSource>,
+        opts: &SolveOptions,
+        admit: impl Fn(usize, &str) -> bool,
+    ) -> Self {
+        let prio_of = |repo: usize| repos.get(repo).map_or(99, |r| r.priority);
+        let cost_of = |repo: usize| repos.get(repo).map_or(1000, |r| r.cost);
+        // keep[s][l]: compatible, not excluded, admitted by its repo.
+        let keep: Vec<Vec<bool>> = sources
+            .iter()
+            .map(|src| {
+                let d = &src.data;
+                // A repository has a handful of arches.
+                let mut arch_ok: Vec<(u32, bool)> = Vec::new();
+                (0..d.len())
+                    .map(|l| {
+                        let id = d.arch_id(l);
+                        let ok = match arch_ok.iter().find(|(a, _)| *a == id) {
+                            Some(&(_, ok)) => ok,
+                            None => {
+                                let a = d.arch(l);
+                                let ok = a != "src"
+                                    && a != "nosrc"
+                                    && arch_rank(&opts.basearch, a).is_some();
+                                arch_ok.push((id, ok));
+                                ok
+                            }
+                        };
+                        ok && {
+                            let name = d.name(l);
+                            !opts.exclude.iter().any(|g| glob_match(g, name))
+                                && admit(src.repo, name)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        // Only the best-priority repos count for a name.
+        let one_prio = sources
+            .windows(2)
+            .all(|w| prio_of(w[0].repo) == prio_of(w[1].repo));
+        let mut best_prio: FxHashMap<&str, i32> = FxHashMap::default();
+        if !one_prio {
+            for (s, src) in sources.iter().enumerate() {
+                let prio = prio_of(src.repo);
+                for l in (0..src.data.len()).filter(|&l| keep[s][l]) {
+                    let e = best_prio.entry(src.data.name(l)).or_insert(prio);
+                    *e = (*e).min(prio);
+                }
             }
         }
-        let basearch = self.basearch.clone();
-        let pkgs = &self.packages;
-        for v in self.by_name.values_mut() {
-            v.sort_by(|&a, &b| {
-                let (pa, pb) = (&pkgs[a as usize], &pkgs[b as usize]);
-                let ra = arch_rank(&basearch, &pa.arch).unwrap_or(u32::MAX);
-                let rb = arch_rank(&basearch, &pb.arch).unwrap_or(u32::MAX);
-                ra.cmp(&rb).then_with(|| pkg_cmp_evr(pb, pa))
-            });
+        // One copy per NEVRA: the first, unless a later one's repo costs less.
+        let mut chosen: Vec<(u32, u32)> = Vec::new();
+        {
+            let consider = |s: usize,
+                            l: usize,
+                            slot: Option<usize>,
+                            chosen: &mut Vec<(u32, u32)>| {
+                match slot {
+                    Some(slot) => {
+                        let (ps, _) = chosen[slot];
+                        if cost_of(sources[s].repo) < cost_of(sources[ps as usize].repo) {
+                            chosen[slot] = (s as u32, l as u32);
+                        }
+                    }
+                    None => chosen.push((s as u32, l as u32)),
+                }
+            };
+            let admitted = |s: usize, l: usize| {
+                keep[s][l]
+                    && (one_prio
+                        || best_prio.get(sources[s].data.name(l))
+                            == Some(&prio_of(sources[s].repo)))
+            };
+            if sources.len() == 1 {
+                // Equal NEVRAs share a name: compare within the name index's
+                // groups (almost all of one package) instead of hashing.
+                let d = &sources[0].data;
+                let mut dup = vec![false; d.len()];
+                let mut group: Vec<usize> = Vec::new();
+                for g in d.groups(IndexKind::Names) {
+                    group.clear();
+                    group.extend(g.map(|l| l as usize).filter(|&l| l < d.len()));
+                    for j in 1..group.len() {
+                        let id = d.nevra_ids(group[j]);
+                        if group[..j].iter().any(|&k| !dup[k] && d.nevra_ids(k) == id) {
+                            dup[group[j]] = true;
+                        }
+                    }
+                }
+                // All copies of a NEVRA are admitted alike (same name and arch).
+                for l in (0..d.len()).filter(|&l| !dup[l] && admitted(0, l)) {
+                    consider(0, l, None, &mut chosen);
+                }
+            } else {
+                let mut seen: FxHashMap<(&str, u32, &str, &str, &str), usize> =
+                    FxHashMap::default();
+                for (s, src) in sources.iter().enumerate() {
+                    let d = &src.data;
+                    for l in (0..d.len()).filter(|&l| admitted(s, l)) {
+                        let key = (d.name(l), d.epoch(l), d.version(l), d.release(l), d.arch(l));
+                        let next = chosen.len();
+                        let slot = match seen.entry(key) {
+                            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(next);
+                                None
+                            }
+                        };
+                        consider(s, l, slot, &mut chosen);
+                    }
+                }
+            }
         }
+        drop(best_prio);
+        drop(keep);
+        // Solvable ids in source order, as the packages came.
+        chosen.sort_unstable();
+        let mut sources: Vec<Source> = sources
+            .into_iter()
+            .map(|s| Source {
+                repo: s.repo,
+                global: vec![NONE; s.data.len()],
+                data: s.data,
+            })
+            .collect();
+        for (g, &(s, l)) in chosen.iter().enumerate() {
+            sources[s as usize].global[l as usize] = g as u32;
+        }
+        let n = chosen.len();
+        Pool {
+            repos,
+            packages: Packages {
+                sources,
+                ids: chosen,
+                cells: (0..n).map(|_| OnceLock::new()).collect(),
+                file_lists: FxHashMap::default(),
+            },
+            files: None,
+            basearch: opts.basearch.clone(),
+        }
+    }
+
+    /// Solvable ids under `key` in one index of every source, ascending.
+    fn lookup(&self, index: IndexKind, key: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for src in &self.packages.sources {
+            out.extend(
+                src.data
+                    .lookup(index, key)
+                    .map(|l| src.solvable(l))
+                    .filter(|&g| g != NONE),
+            );
+        }
+        out
+    }
+
+    /// Packages named `name`, best first: best arch (noarch ranks with the
+    /// best), then newest EVR.
+    pub fn by_name(&self, name: &str) -> Vec<u32> {
+        let mut v = self.lookup(IndexKind::Names, name);
+        let key = |i: u32| {
+            let (d, l) = self.packages.at(i);
+            (
+                arch_rank(&self.basearch, d.arch(l)).unwrap_or(u32::MAX),
+                d.epoch(l),
+                d.version(l),
+                d.release(l),
+            )
+        };
+        v.sort_by(|&a, &b| {
+            let (ra, ea, va, rela) = key(a);
+            let (rb, eb, vb, relb) = key(b);
+            ra.cmp(&rb)
+                .then_with(|| cmp_evr_parts(eb, vb, Some(relb), ea, va, Some(rela)))
+        });
+        v
+    }
+
+    /// Whether some package is named `name`.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.packages.sources.iter().any(|src| {
+            src.data
+                .lookup(IndexKind::Names, name)
+                .any(|l| src.solvable(l) != NONE)
+        })
+    }
+
+    /// Name of package `i`, without materializing it.
+    fn name_of(&self, i: u32) -> &str {
+        let (d, l) = self.packages.at(i);
+        d.name(l)
+    }
+
+    /// Packages whose file lists hold `path`.
+    fn file_owners(&self, path: &str) -> Vec<u32> {
+        match &self.files {
+            Some(f) => f.get(path).cloned().unwrap_or_default(),
+            None => self.lookup(IndexKind::Files, path),
+        }
+    }
+
+    /// Packages with Supplements, ascending.
+    fn supplementers(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for src in &self.packages.sources {
+            out.extend(
+                src.data
+                    .supplementers()
+                    .map(|l| src.solvable(l))
+                    .filter(|&g| g != NONE),
+            );
+        }
+        out
+    }
+
+    /// Packages obsoleting the name `name`.
+    fn obsoleters(&self, name: &str) -> Vec<u32> {
+        self.lookup(IndexKind::Obsoletes, name)
     }
 
     /// Replaces the file lists (e.g. after loading filelists) and reindexes files.
     pub fn set_files(&mut self, f: impl Fn(&RepoPackage) -> Option<Vec<String>>) {
-        for p in &mut self.packages {
-            if let Some(files) = f(p) {
-                p.files = files;
+        let lists: Vec<(u32, Vec<String>)> = (0..self.packages.len())
+            .filter_map(|i| f(&self.packages[i]).map(|l| (i as u32, l)))
+            .collect();
+        self.install_file_lists(lists);
+    }
+
+    /// Replaces the file lists of the packages for which `f(repo, checksum)`
+    /// gives one, without materializing the others.
+    pub fn set_files_by_checksum(&mut self, f: impl Fn(usize, &str) -> Option<Vec<String>>) {
+        let lists: Vec<(u32, Vec<String>)> = (0..self.packages.len() as u32)
+            .filter_map(|i| {
+                let (s, l) = self.packages.ids[i as usize];
+                let src = &self.packages.sources[s as usize];
+                f(src.repo, src.data.checksum(l as usize)).map(|v| (i, v))
+            })
+            .collect();
+        self.install_file_lists(lists);
+    }
+
+    fn install_file_lists(&mut self, lists: Vec<(u32, Vec<String>)>) {
+        self.packages.file_lists = lists.into_iter().collect();
+        // Packages already turned into RepoPackages carry the old lists.
+        for c in &mut self.packages.cells {
+            c.take();
+        }
+        let mut files: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        for i in 0..self.packages.len() as u32 {
+            match self.packages.file_lists.get(&i) {
+                Some(list) => list.iter().for_each(|f| push_index(&mut files, f, i)),
+                None => {
+                    let (d, l) = self.packages.at(i);
+                    d.files(l).for_each(|f| push_index(&mut files, f, i));
+                }
             }
         }
-        self.files.clear();
-        for (i, p) in self.packages.iter().enumerate() {
-            for f in &p.files {
-                push_index(&mut self.files, f, i as u32);
-            }
-        }
+        self.files = Some(files);
     }
 
     /// Whether a file path is provided by some package's known files or provides.
     pub fn knows_file(&self, path: &str) -> bool {
-        self.files.contains_key(path) || self.provides.contains_key(path)
+        !self.file_owners(path).is_empty() || !self.lookup(IndexKind::Provides, path).is_empty()
     }
 
     /// All file-path capabilities required anywhere (to decide whether filelists are needed).
     pub fn required_files(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for p in &self.packages {
-            for d in p.requires.iter().chain(&p.conflicts).chain(&p.recommends) {
-                if d.name.starts_with('/') {
-                    out.insert(d.name.clone());
+        for src in &self.packages.sources {
+            for (path, mut pkgs) in src.data.entries(IndexKind::RequiredFiles) {
+                if pkgs.any(|l| src.solvable(l) != NONE) {
+                    out.insert(path.to_owned());
                 }
             }
         }
@@ -314,13 +577,13 @@ impl Pool {
     /// Packages providing capability `name` in range.
     pub fn providers(&self, name: &str, sense: Sense, evr: &str) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
-        let by_prov = self.provides.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let by_prov = self.lookup(IndexKind::Provides, name);
         let by_file = if name.starts_with('/') {
-            self.files.get(name).map(Vec::as_slice).unwrap_or(&[])
+            self.file_owners(name)
         } else {
-            &[]
+            Vec::new()
         };
-        for &i in by_prov.iter().chain(by_file) {
+        for &i in by_prov.iter().chain(&by_file) {
             if !out.contains(&i) && self.provides_cap(i, name, sense, evr) {
                 out.push(i);
             }
@@ -329,10 +592,10 @@ impl Pool {
     }
 
     fn rank(&self, i: u32) -> u32 {
-        arch_rank(&self.basearch, &self.packages[i as usize].arch).unwrap_or(u32::MAX)
+        let (d, l) = self.packages.at(i);
+        arch_rank(&self.basearch, d.arch(l)).unwrap_or(u32::MAX)
     }
 }
-
 /// What a version set selects among a name's packages.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Filter {
@@ -373,7 +636,8 @@ impl Display for Cap {
 struct Interned {
     names: Vec<String>,
     name_ids: FxHashMap<String, u32>,
-    /// Number of real package names (ids below are real; above are virtual caps).
+    /// Per name id: whether packages have that name (else a virtual capability).
+    real: Vec<bool>,
     caps: Vec<Cap>,
     cap_ids: FxHashMap<Cap, u32>,
     vsets: Vec<(u32, Filter)>,
@@ -384,48 +648,52 @@ struct Interned {
     deps_cache: FxHashMap<u32, KnownDependencies>,
 }
 
+/// Names are interned as the solver meets them, not up front: a large
+/// repository's pool is never walked whole.
 struct Provider<'p> {
     pool: &'p Pool,
-    name_of_pkg: Vec<u32>,
-    real_names: usize,
+    /// Solvable → name id, [`NONE`] until first asked.
+    name_of_pkg: RefCell<Vec<u32>>,
     it: RefCell<Interned>,
 }
 
 impl<'p> Provider<'p> {
     fn new(pool: &'p Pool) -> Self {
-        let mut it = Interned::default();
-        let mut names: Vec<&String> = pool.by_name.keys().collect();
-        names.sort();
-        it.names.reserve(names.len());
-        it.name_ids.reserve(names.len());
-        for n in names {
-            let id = it.names.len() as u32;
-            it.names.push(n.clone());
-            it.name_ids.insert(n.clone(), id);
-        }
-        let name_of_pkg = pool
-            .packages
-            .iter()
-            .map(|p| it.name_ids.get(&p.name).copied().unwrap_or(0))
-            .collect();
-        let real_names = it.names.len();
         Provider {
             pool,
-            name_of_pkg,
-            real_names,
-            it: RefCell::new(it),
+            name_of_pkg: RefCell::new(vec![NONE; pool.packages.len()]),
+            it: RefCell::new(Interned::default()),
         }
     }
 
     fn name_id(&self, name: &str) -> u32 {
-        let mut it = self.it.borrow_mut();
-        if let Some(&id) = it.name_ids.get(name) {
+        if let Some(&id) = self.it.borrow().name_ids.get(name) {
             return id;
         }
+        let real = self.pool.has_name(name);
+        let mut it = self.it.borrow_mut();
         let id = it.names.len() as u32;
         it.names.push(name.to_owned());
         it.name_ids.insert(name.to_owned(), id);
+        it.real.push(real);
         id
+    }
+
+    /// Name id of solvable `i`.
+    fn pkg_name(&self, i: u32) -> u32 {
+        let known = self.name_of_pkg.borrow()[i as usize];
+        if known != NONE {
+            return known;
+        }
+        let id = self.name_id(self.pool.name_of(i));
+        self.name_of_pkg.borrow_mut()[i as usize] = id;
+        id
+    }
+
+    /// Sorts name ids by their strings (libsolv's order among names).
+    fn sort_names(&self, names: &mut [u32]) {
+        let it = self.it.borrow();
+        names.sort_by(|&a, &b| it.names[a as usize].cmp(&it.names[b as usize]));
     }
 
     fn cap_id(&self, name: &str, sense: Sense, evr: &str) -> u32 {
@@ -489,17 +757,14 @@ impl<'p> Provider<'p> {
         let provs = self.pool.providers(name, sense, evr);
         let mut names: Vec<u32> = Vec::new();
         for &p in &provs {
-            let n = self.name_of_pkg[p as usize];
+            let n = self.pkg_name(p);
             if !names.contains(&n) {
                 names.push(n);
             }
         }
         // libsolv's choice among providers of different names (policy.c,
         // prune_to_best_version): plain strcmp order of the names.
-        {
-            let it = self.it.borrow();
-            names.sort_by(|&a, &b| it.names[a as usize].cmp(&it.names[b as usize]));
-        }
+        self.sort_names(&mut names);
         if names.is_empty() {
             if !with_virtual {
                 return Vec::new();
@@ -564,11 +829,11 @@ impl<'p> Provider<'p> {
             .pool
             .providers(name, *sense, evr)
             .into_iter()
-            .map(|p| self.name_of_pkg[p as usize])
+            .map(|p| self.pkg_name(p))
             .collect();
-        names.dedup();
         names.sort_unstable();
         names.dedup();
+        self.sort_names(&mut names);
         names
             .into_iter()
             .map(|n| self.vset(n, Filter::Caps(caps.clone(), not.clone())))
@@ -691,7 +956,7 @@ impl<'p> Provider<'p> {
             }
             self.dep_requirements(d, &mut deps.requirements);
         }
-        let own = self.name_of_pkg[i as usize];
+        let own = self.pkg_name(i);
         for d in &p.conflicts {
             let atoms: Vec<(String, Sense, String)> = if d.is_rich() {
                 match parse_rich(&d.name) {
@@ -717,11 +982,12 @@ impl<'p> Provider<'p> {
                     .pool
                     .providers(&name, sense, &evr)
                     .into_iter()
-                    .map(|q| self.name_of_pkg[q as usize])
+                    .map(|q| self.pkg_name(q))
                     .filter(|&n| n != own)
                     .collect();
                 names.sort_unstable();
                 names.dedup();
+                self.sort_names(&mut names);
                 for n in names {
                     deps.constrains
                         .push(self.vset(n, Filter::NotCaps(vec![cap])));
@@ -732,11 +998,8 @@ impl<'p> Provider<'p> {
             if d.name == p.name || d.is_rich() {
                 continue;
             }
-            if let Some(&n) = self.it.borrow().name_ids.get(&d.name) {
-                if (n as usize) >= self.real_names {
-                    continue;
-                }
-            } else {
+            // Only names of packages in the pool can be obsoleted.
+            if !self.pool.has_name(&d.name) {
                 continue;
             }
             let n = self.name_id(&d.name);
@@ -820,7 +1083,7 @@ impl Interner for Provider<'_> {
     }
 
     fn solvable_name(&self, solvable: SolvableId) -> NameId {
-        NameId::from_raw(self.name_of_pkg[solvable.into_raw() as usize])
+        NameId::from_raw(self.pkg_name(solvable.into_raw()))
     }
 
     fn version_sets_in_union(
@@ -854,11 +1117,14 @@ impl DependencyProvider for Provider<'_> {
 
     async fn get_candidates(&self, name: NameId) -> Option<Candidates<SolvableId>> {
         let n = name.into_raw() as usize;
-        if n >= self.real_names {
+        let (real, pname) = {
+            let it = self.it.borrow();
+            (it.real[n], it.names[n].clone())
+        };
+        if !real {
             return Some(Candidates::default());
         }
-        let pname = self.it.borrow().names[n].clone();
-        let list = self.pool.by_name.get(&pname)?;
+        let list = self.pool.by_name(&pname);
         Some(Candidates {
             candidates: list.iter().map(|&i| SolvableId::from_raw(i)).collect(),
             ..Default::default()
@@ -869,10 +1135,17 @@ impl DependencyProvider for Provider<'_> {
         let pkgs = &self.pool.packages;
         solvables.sort_by(|a, b| {
             let (ia, ib) = (a.into_raw(), b.into_raw());
-            self.pool
-                .rank(ia)
-                .cmp(&self.pool.rank(ib))
-                .then_with(|| pkg_cmp_evr(&pkgs[ib as usize], &pkgs[ia as usize]))
+            self.pool.rank(ia).cmp(&self.pool.rank(ib)).then_with(|| {
+                let ((da, la), (db, lb)) = (pkgs.at(ia), pkgs.at(ib));
+                cmp_evr_parts(
+                    db.epoch(lb),
+                    db.version(lb),
+                    Some(db.release(lb)),
+                    da.epoch(la),
+                    da.version(la),
+                    Some(da.release(la)),
+                )
+            })
         });
     }
 
@@ -913,8 +1186,11 @@ fn spec_requirement(prov: &Provider<'_>, spec: &str) -> Result<Requirement> {
         };
     }
     let named = |name: &str, filter: Filter| -> Option<Requirement> {
-        let list = pool.by_name.get(name)?;
-        let n = prov.it.borrow().name_ids.get(name).copied()?;
+        let list = pool.by_name(name);
+        if list.is_empty() {
+            return None;
+        }
+        let n = prov.name_id(name);
         let ok = list.iter().any(|&i| prov.matches(i, &filter));
         ok.then(|| {
             // dnf installs the obsoleter instead of an obsoleted requested package.
@@ -922,7 +1198,7 @@ fn spec_requirement(prov: &Provider<'_>, spec: &str) -> Result<Requirement> {
                 && let Some(&best) = list.first()
                 && let Some(obs) = obsoleter_of(pool, best)
             {
-                let on = prov.name_of_pkg[obs as usize];
+                let on = prov.pkg_name(obs);
                 return Requirement::Single(prov.vset(on, Filter::Any));
             }
             Requirement::Single(prov.vset(n, filter))
@@ -1000,12 +1276,7 @@ fn obsoleter_of(pool: &Pool, i: u32) -> Option<u32> {
     let p = &pool.packages[i as usize];
     let evr = pkg_evr_string(p);
     let mut best: Option<u32> = None;
-    let by = pool
-        .obsoleters
-        .get(&p.name)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    for &j in by {
+    for j in pool.obsoleters(&p.name) {
         let q = &pool.packages[j as usize];
         if q.name == p.name {
             continue;
@@ -1101,11 +1372,7 @@ fn weak_candidates(pool: &Pool, chosen: &HashSet<u32>, tried: &[SolvableId]) -> 
             .collect();
         names.sort_by_key(|n| (*n != name, n.len(), *n));
         let n = names.first()?;
-        pool.by_name
-            .get(*n)?
-            .iter()
-            .copied()
-            .find(|&i| provs.contains(&i))
+        pool.by_name(n).into_iter().find(|&i| provs.contains(&i))
     };
     let mut out: Vec<u32> = Vec::new();
     let add = |i: u32, out: &mut Vec<u32>| {
@@ -1137,13 +1404,19 @@ fn weak_candidates(pool: &Pool, chosen: &HashSet<u32>, tried: &[SolvableId]) -> 
         .iter()
         .map(|&i| pool.packages[i as usize].name.as_str())
         .collect();
-    let mut names: Vec<&String> = pool.by_name.keys().collect();
-    names.sort();
+    // Only names with a package carrying Supplements can be triggered.
+    let mut names: Vec<&str> = pool
+        .supplementers()
+        .into_iter()
+        .map(|i| pool.name_of(i))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
     for n in names {
-        if chosen_names.contains(n.as_str()) {
+        if chosen_names.contains(n) {
             continue;
         }
-        let Some(&best) = pool.by_name.get(n).and_then(|v| v.first()) else {
+        let Some(best) = pool.by_name(n).first().copied() else {
             continue;
         };
         if pool.packages[best as usize].supplements.iter().any(eval) {
@@ -1511,5 +1784,70 @@ mod tests {
                 (w, g) => panic!("{what}: want {w:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn pool_across_repos() {
+        let repo = |id: &str, priority, cost| PoolRepo {
+            id: id.into(),
+            priority,
+            cost,
+        };
+        let repos = vec![repo("a", 99, 1000), repo("b", 99, 10), repo("c", 50, 1000)];
+        let tagged = |line: &str, r: usize| RepoPackage {
+            repo: r,
+            ..pkg(line)
+        };
+        let pkgs = vec![
+            tagged("x-1-1.x86_64", 0),
+            // Same NEVRA twice in one repo: one copy.
+            tagged("x-1-1.x86_64", 0),
+            tagged("x-2-1.i686", 0),
+            tagged("x-1-1.src", 0),
+            tagged("x-1-1.aarch64", 0),
+            tagged("y-1-1.noarch", 0),
+            // Same NEVRA in a cheaper repo of equal priority: that copy.
+            tagged("y-1-1.noarch", 1),
+            tagged("z-1-1.noarch", 0),
+            // A better-priority repo's z hides the others, even older ones.
+            tagged("z-0.5-1.noarch", 2),
+            tagged("skip-1-1.noarch", 1),
+        ];
+        let opts = SolveOptions::default();
+        let sources: Vec<PoolSource> = [0usize, 1, 2]
+            .into_iter()
+            .map(|r| PoolSource {
+                repo: r,
+                data: RepoData::from_packages(pkgs.iter().filter(|p| p.repo == r)),
+            })
+            .collect();
+        let pool = Pool::from_sources(repos, sources, &opts, |r, name| !(r == 1 && name == "skip"));
+        let got: Vec<(String, usize)> = pool.packages.iter().map(|p| (p.nevra(), p.repo)).collect();
+        let want: Vec<(String, usize)> = [
+            ("x-1-1.x86_64", 0),
+            ("x-2-1.i686", 0),
+            ("y-1-1.noarch", 1),
+            ("z-0.5-1.noarch", 2),
+        ]
+        .iter()
+        .map(|(n, r)| (n.to_string(), *r))
+        .collect();
+        assert_eq!(got, want);
+        // x86_64 first, then i686 despite its newer version.
+        let best: Vec<String> = pool
+            .by_name("x")
+            .iter()
+            .map(|&i| pool.packages[i as usize].nevra())
+            .collect();
+        assert_eq!(best, ["x-1-1.x86_64", "x-2-1.i686"]);
+        assert!(!pool.has_name("skip") && pool.has_name("z"));
+        assert_eq!(pool.providers("y", Sense::ANY, "").len(), 1);
+        let specs = vec!["z".to_string(), "y".to_string()];
+        let picked = resolve(&pool, &specs, &opts).unwrap();
+        let names: Vec<String> = picked
+            .iter()
+            .map(|&i| pool.packages[i as usize].nevra())
+            .collect();
+        assert_eq!(names, ["y-1-1.noarch", "z-0.5-1.noarch"]);
     }
 }
