@@ -52,6 +52,8 @@ pub enum RepoCommand {
     Reset(ResetArgs),
     /// Read or change a setting of the repository config.
     Config(ConfigArgs),
+    /// Print the object checksum a file (or directory's metadata) would have.
+    Checksum(ChecksumArgs),
     /// Show the files that differ between two revisions.
     Diff(DiffArgs),
     /// Check the integrity of every object.
@@ -340,6 +342,9 @@ pub struct CommitArgs {
     /// Full description.
     #[arg(short = 'm', long)]
     body: Option<String>,
+    /// Take the description from this file.
+    #[arg(short = 'F', long, conflicts_with = "body")]
+    body_file: Option<PathBuf>,
     /// Add a string metadata key (KEY=VALUE).
     #[arg(long = "add-metadata-string", value_name = "KEY=VALUE")]
     metadata_string: Vec<String>,
@@ -522,6 +527,16 @@ pub struct ResetArgs {
     rev: String,
 }
 
+/// `checksum`
+#[derive(Debug, Args)]
+pub struct ChecksumArgs {
+    /// Leave extended attributes out.
+    #[arg(long)]
+    ignore_xattrs: bool,
+    /// File, symlink or directory.
+    path: PathBuf,
+}
+
 /// `config`
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -547,9 +562,15 @@ pub struct RevParseArgs {
 /// `diff`
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Old revision.
+    /// For a directory side: take every file's uid as this.
+    #[arg(long)]
+    owner_uid: Option<u32>,
+    /// For a directory side: take every file's gid as this.
+    #[arg(long)]
+    owner_gid: Option<u32>,
+    /// Old revision, or a directory (a path starting with `/` or `./`).
     from: String,
-    /// New revision.
+    /// New revision, or a directory.
     to: String,
 }
 
@@ -766,7 +787,11 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let opts = CommitOptions {
                 branch: a.branch.clone(),
                 subject: a.subject.unwrap_or_default(),
-                body: a.body.unwrap_or_default(),
+                body: match &a.body_file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?,
+                    None => a.body.clone().unwrap_or_default(),
+                },
                 metadata,
                 detached_metadata: a
                     .detached_metadata_string
@@ -919,6 +944,9 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let mut repo = open(&path)?;
             config(&mut repo, a, &mut out)?;
         }
+        RepoCommand::Checksum(a) => {
+            writeln!(out, "{}", checksum_path(&a.path, a.ignore_xattrs)?)?;
+        }
         RepoCommand::RevParse(a) => {
             let repo = open(&path)?;
             if a.single {
@@ -939,17 +967,60 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
         }
         RepoCommand::Diff(a) => {
             let repo = open(&path)?;
-            let from = repo.resolve_commit(&a.from)?;
-            let to = repo.resolve_commit(&a.to)?;
-            let d = rost_store::diff::diff_commits(&repo, &from, &to)?;
+            // As ostree: a side spelled as a path is a directory on disk,
+            // staged (never published) with the ownership modifiers.
+            let is_dir = |s: &str| s.starts_with('/') || s.starts_with("./") || s == ".";
+            // A transaction only when a directory must be staged: diffing two
+            // revisions works on a read-only repository.
+            let tx = if is_dir(&a.from) || is_dir(&a.to) {
+                Some(repo.begin()?)
+            } else {
+                None
+            };
+            let dir_opts = CommitOptions {
+                owner_uid: a.owner_uid,
+                owner_gid: a.owner_gid,
+                ..Default::default()
+            };
+            let root = |side: &str| -> Result<(Checksum, Checksum)> {
+                if let (true, Some(tx)) = (is_dir(side), &tx) {
+                    Ok(rost_store::commit::write_directory(
+                        tx,
+                        Path::new(side),
+                        &dir_opts,
+                    )?)
+                } else {
+                    let c = repo.load_commit(&repo.resolve_commit(side)?)?;
+                    Ok((c.root_tree, c.root_meta))
+                }
+            };
+            let (from, to) = (root(&a.from)?, root(&a.to)?);
+            let load = |c: &Checksum| match &tx {
+                Some(tx) => rost_store::objects::DirTree::parse(
+                    &tx.load_metadata_raw(rost_store::ObjectType::DirTree, c)?,
+                    &c.to_hex(),
+                ),
+                None => repo.load_dirtree(c),
+            };
+            let d = rost_store::diff::diff_trees(&load, from, to)?;
+            drop(tx);
+            // As ostree: paths on a directory side print relative to it.
+            let show = |p: &str, dir_side: bool| {
+                if dir_side {
+                    p.trim_start_matches('/').to_owned()
+                } else {
+                    p.to_owned()
+                }
+            };
+            let (from_dir, to_dir) = (is_dir(&a.from), is_dir(&a.to));
             for p in &d.modified {
-                writeln!(out, "M    {p}")?;
+                writeln!(out, "M    {}", show(p, from_dir))?;
             }
             for p in &d.removed {
-                writeln!(out, "D    {p}")?;
+                writeln!(out, "D    {}", show(p, from_dir))?;
             }
             for p in &d.added {
-                writeln!(out, "A    {p}")?;
+                writeln!(out, "A    {}", show(p, to_dir))?;
             }
         }
         RepoCommand::Fsck(a) => {
@@ -1242,6 +1313,58 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
     }
     out.flush()?;
     Ok(())
+}
+
+/// The checksum `path` gets as an object: a content object for files and
+/// symlinks (header, then content), the dirmeta for a directory.
+fn checksum_path(path: &Path, ignore_xattrs: bool) -> Result<Checksum> {
+    use rost_store::objects::{DirMeta, FileHeader};
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    let xattrs = if ignore_xattrs {
+        Vec::new()
+    } else {
+        rost_store::fsutil::read_xattrs_path(path)
+            .with_context(|| format!("reading xattrs of {}", path.display()))?
+    };
+    let ft = md.file_type();
+    if ft.is_dir() {
+        let m = DirMeta {
+            uid: md.uid(),
+            gid: md.gid(),
+            mode: md.mode(),
+            xattrs,
+        };
+        return Ok(Checksum::of(&m.to_bytes()));
+    }
+    let symlink_target = if ft.is_symlink() {
+        std::fs::read_link(path)
+            .with_context(|| format!("readlink {}", path.display()))?
+            .to_str()
+            .ok_or_else(|| anyhow!("{}: symlink target is not UTF-8", path.display()))?
+            .to_owned()
+    } else if ft.is_file() {
+        String::new()
+    } else {
+        bail!(
+            "{}: not a regular file, symlink or directory",
+            path.display()
+        );
+    };
+    let header = FileHeader {
+        uid: md.uid(),
+        gid: md.gid(),
+        mode: md.mode(),
+        symlink_target,
+        xattrs,
+    };
+    let mut h = header.hasher();
+    if ft.is_file() {
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    }
+    Ok(Checksum(sha2::Digest::finalize(h).into()))
 }
 
 /// The line ostree prints when a pull ends (scripts match on it).

@@ -380,3 +380,45 @@ fn version_is_yaml_with_features() {
     assert!(out.contains("\n Features:\n"), "{out}");
     assert!(out.contains("  - sign-ed25519\n"), "{out}");
 }
+
+#[test]
+fn interop_diff_against_a_directory_and_checksum() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        ok(tool, &w, &["--repo=r", "checkout", "-U", "b", "co"]);
+        std::fs::write(w.join("co/new"), "n\n").unwrap();
+        std::fs::create_dir(w.join("co/nd")).unwrap();
+        std::fs::write(w.join("co/nd/x"), "x\n").unwrap();
+        std::fs::remove_dir_all(w.join("co/d")).unwrap();
+        std::fs::write(w.join("co/d"), "now a file\n").unwrap();
+        std::fs::remove_file(w.join("co/a")).unwrap();
+        let mut log = String::new();
+        log += &ok(tool, &w, &["--repo=r", "diff", "b", "./co"]);
+        log += &ok(tool, &w, &["--repo=r", "diff", "b^", "b"]);
+        // A type change is a modification.
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "-b",
+                "c",
+                "--timestamp=@7",
+                "--tree=dir=co",
+            ],
+        );
+        log += &ok(tool, &w, &["--repo=r", "diff", "b", "c"]);
+        // `checksum` names the object a file would be stored as.
+        let sum = ok(tool, &w, &["checksum", "co/new"]);
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "c", "/new"]);
+        assert_eq!(ls.split_whitespace().nth(4), Some(sum.trim()), "{ls}");
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
