@@ -122,6 +122,12 @@ pub fn deltas_required(delta: impl Display) -> String {
     format!("Static deltas required, but none found for {delta}")
 }
 
+/// `--bareuseronly-files`: a regular file with setuid/setgid/sticky or
+/// world-writable bits.
+pub fn bareuseronly_bad_mode(csum: impl Display, mode: u32, bits: u32) -> String {
+    format!("Content object {csum}: invalid mode 0{mode:o} with bits 0{bits:o}")
+}
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

@@ -84,6 +84,10 @@ pub struct PullOptions {
     pub subpaths: Vec<String>,
     /// Fail unless every ref comes through a static delta.
     pub require_static_deltas: bool,
+    /// Refuse regular files with mode bits outside 0775 (setuid, setgid,
+    /// sticky, world-writable), as a bare-user-only repo would store them
+    /// ([`pull_local`] only).
+    pub bareuseronly_files: bool,
 }
 
 /// What a pull did.
@@ -914,6 +918,18 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
     Ok(report)
 }
 
+/// `--bareuseronly-files`: a regular file may carry no mode bits beyond 0775.
+fn check_bareuseronly(c: &Checksum, mode: u32) -> Result<()> {
+    use crate::objects::{S_IFMT, S_IFREG};
+    let bad = mode & !(S_IFMT | 0o775);
+    if mode & S_IFMT == S_IFREG && bad != 0 {
+        return Err(Error::Other(crate::msg::bareuseronly_bad_mode(
+            c, mode, bad,
+        )));
+    }
+    Ok(())
+}
+
 /// Copies `refs` (and everything they reach) from another local repo of any mode.
 ///
 /// Refs land under `refs/remotes/REMOTE/` when `remote` is given, else as
@@ -927,7 +943,12 @@ pub fn pull_local(
     opts: &PullOptions,
 ) -> Result<PullReport> {
     let depth = opts.depth;
-    if src.mode() == crate::RepoMode::Archive {
+    // Between repos of one mode objects are hardlinked (below); an archive
+    // source in another mode, or a pull that needs the summary or partial
+    // commits, goes through the fetch path.
+    let same_mode =
+        src.mode() == repo.mode() && !opts.commit_metadata_only && !opts.gpg_verify_summary;
+    if src.mode() == crate::RepoMode::Archive && !same_mode && !opts.bareuseronly_files {
         let fetcher = crate::fetch::FileFetcher::new(src.path());
         let o = PullOptions {
             mirror: remote.is_none(),
@@ -965,6 +986,23 @@ pub fn pull_local(
         for (oc, t) in &want {
             if repo.has_object(*t, oc)? {
                 continue;
+            }
+            if *t == ObjectType::File && opts.bareuseronly_files {
+                check_bareuseronly(oc, src.load_file(oc)?.header.mode)?;
+            }
+            if *t != ObjectType::CommitMeta {
+                crate::fsck::verify_object(src, oc, *t).map_err(|reason| Error::Corrupt {
+                    object: format!("{oc}.{t}"),
+                    reason,
+                })?;
+                if tx.link_object_from(src, *t, oc)? {
+                    if *t == ObjectType::File {
+                        report.content_fetched += 1;
+                    } else {
+                        report.metadata_fetched += 1;
+                    }
+                    continue;
+                }
             }
             match t {
                 ObjectType::File => {

@@ -310,6 +310,9 @@ pub struct PullLocalArgs {
     /// Accepted for compatibility: rost verifies every object it copies.
     #[arg(long)]
     untrusted: bool,
+    /// Refuse regular files with mode bits beyond 0775 (setuid, world-writable, …).
+    #[arg(long)]
+    bareuseronly_files: bool,
     /// Accepted for compatibility: one syncfs per transaction, always.
     #[arg(long)]
     disable_fsync: bool,
@@ -1236,6 +1239,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 commit_metadata_only: a.commit_metadata_only,
                 gpg_keyring: keyring.filter(|_| a.gpg_verify || a.gpg_verify_summary),
                 gpg_verify_summary: a.gpg_verify_summary,
+                bareuseronly_files: a.bareuseronly_files,
                 ..Default::default()
             };
             let report =

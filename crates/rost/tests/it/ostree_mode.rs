@@ -422,3 +422,71 @@ fn interop_diff_against_a_directory_and_checksum() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn interop_pull_local_hardlinks_and_bareuseronly_files() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        let c = ok(tool, &w, &["--repo=r", "rev-parse", "b"]);
+        let c = c.trim();
+        let commit_rel = format!("objects/{}/{}.commit", &c[..2], &c[2..]);
+        let ino = |p: &str| std::fs::metadata(w.join(p)).unwrap().ino();
+        // Same mode: content and metadata are hardlinked.
+        ok(tool, &w, &["--repo=s", "init", "--mode=bare-user"]);
+        let out = ok(tool, &w, &["--repo=s", "pull-local", "r", "b"]);
+        assert!(out.contains("content objects imported"), "{out}");
+        assert_eq!(
+            ino(&format!("r/{commit_rel}")),
+            ino(&format!("s/{commit_rel}"))
+        );
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "b", "/a"]);
+        let f = ls.split_whitespace().nth(4).unwrap().to_owned();
+        let file_rel = format!("objects/{}/{}.file", &f[..2], &f[2..]);
+        assert_eq!(ino(&format!("r/{file_rel}")), ino(&format!("s/{file_rel}")));
+        // Another mode: metadata still is.
+        ok(tool, &w, &["--repo=z", "init", "--mode=archive"]);
+        ok(tool, &w, &["--repo=z", "pull-local", "r", "b"]);
+        assert_eq!(
+            ino(&format!("r/{commit_rel}")),
+            ino(&format!("z/{commit_rel}"))
+        );
+        // --bareuseronly-files refuses a setuid file.
+        std::fs::write(w.join("t/suid"), "s\n").unwrap();
+        std::fs::set_permissions(w.join("t/suid"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "-b", "suid", "--timestamp=@9", "t"],
+        );
+        ok(tool, &w, &["--repo=u", "init", "--mode=archive"]);
+        let e = fails(
+            tool,
+            &w,
+            &[
+                "--repo=u",
+                "pull-local",
+                "--bareuseronly-files",
+                "r",
+                "suid",
+            ],
+        );
+        assert!(
+            e.contains("Content object ") && e.contains(": invalid mode 0104755 with bits 04000"),
+            "{e}"
+        );
+        ok(
+            tool,
+            &w,
+            &["--repo=u", "pull-local", "--bareuseronly-files", "r", "b"],
+        );
+        results.push(ok(tool, &w, &["--repo=u", "refs"]));
+    }
+    assert_eq!(results[0], results[1]);
+}
