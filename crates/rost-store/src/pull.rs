@@ -82,6 +82,9 @@ pub struct PullOptions {
     pub progress: Option<ProgressSink>,
     /// Fetch only these paths of the tree (the commit stays marked partial).
     pub subpaths: Vec<String>,
+    /// Fetch from this URL instead of the remote's configured one
+    /// (the remote's other settings still apply).
+    pub url: Option<String>,
     /// Fail unless every ref comes through a static delta.
     pub require_static_deltas: bool,
     /// Refuse regular files with mode bits outside 0775 (setuid, setgid,
@@ -886,7 +889,7 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
         opts.ed25519_keys = Some(keys);
     }
     let opts = &opts;
-    let fetcher = crate::fetch::fetcher_for(&r.url)?;
+    let fetcher = crate::fetch::fetcher_for(opts.url.as_deref().unwrap_or(&r.url))?;
     let all = refs.is_empty();
     let refs = if all {
         remote_summary_refs(fetcher.as_ref())?

@@ -278,6 +278,9 @@ pub struct PullArgs {
     /// Fail unless each ref comes through a static delta.
     #[arg(long)]
     require_static_deltas: bool,
+    /// Fetch from this URL instead of the remote's.
+    #[arg(long)]
+    url: Option<String>,
     /// Accepted for compatibility: rost verifies every fetched object
     /// against its checksum, trusted server or not.
     #[arg(long)]
@@ -1188,6 +1191,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 progress: terminal_progress(),
                 subpaths: a.subpath.clone(),
                 require_static_deltas: a.require_static_deltas,
+                url: a.url.clone(),
                 ..Default::default()
             };
             let started = std::time::Instant::now();

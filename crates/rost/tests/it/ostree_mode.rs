@@ -490,3 +490,37 @@ fn interop_pull_local_hardlinks_and_bareuseronly_files() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn interop_repo_through_a_symlink_and_pull_url_override() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "archive");
+        std::os::unix::fs::symlink("r", w.join("link")).unwrap();
+        let mut log = ok(tool, &w, &["--repo=link", "rev-parse", "b"]);
+        ok(tool, &w, &["--repo=m", "init", "--mode=archive"]);
+        let bogus = format!("file://{}/nonexistent", w.display());
+        let real = format!("file://{}/r", w.display());
+        ok(
+            tool,
+            &w,
+            &["--repo=m", "remote", "add", "--no-gpg-verify", "o", &bogus],
+        );
+        fails(tool, &w, &["--repo=m", "pull", "o", "b"]);
+        ok(
+            tool,
+            &w,
+            &["--repo=m", "pull", &format!("--url={real}"), "o", "b"],
+        );
+        log += &ok(tool, &w, &["--repo=m", "rev-parse", "o:b"]);
+        // The override does not change the configured URL.
+        log += &ok(tool, &w, &["--repo=m", "remote", "show-url", "o"])
+            .replace(&w.display().to_string(), "W");
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
