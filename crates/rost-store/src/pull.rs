@@ -89,7 +89,7 @@ pub struct PullOptions {
     pub require_static_deltas: bool,
     /// Refuse regular files with mode bits outside 0775 (setuid, setgid,
     /// sticky, world-writable), as a bare-user-only repo would store them
-    /// ([`pull_local`] only).
+    /// (static deltas are not used then: each object is checked as fetched).
     pub bareuseronly_files: bool,
 }
 
@@ -188,6 +188,7 @@ struct Puller<'a> {
     dry_run: bool,
     progress: Option<ProgressSink>,
     subpaths: Vec<String>,
+    bareuseronly_files: bool,
 }
 
 impl Puller<'_> {
@@ -289,11 +290,15 @@ impl Puller<'_> {
                 let cur = tx
                     .as_ref()
                     .ok_or_else(|| Error::Other("no open transaction".into()))?;
+                let bareuseronly = self.bareuseronly_files;
                 bodies
                     .par_iter()
                     .map(|(c, b, rel)| {
                         let (header, content) = verify_filez(c, b)
                             .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of(rel))))?;
+                        if bareuseronly {
+                            check_bareuseronly(c, header.mode)?;
+                        }
                         cur.write_content(&header, ContentSource::Bytes(&content))?;
                         Ok(())
                     })
@@ -708,12 +713,14 @@ pub fn pull_from(
         dry_run: opts.dry_run,
         progress: opts.progress.clone(),
         subpaths: opts.subpaths.clone(),
+        bareuseronly_files: opts.bareuseronly_files,
     };
     if opts.require_static_deltas && repo.mode() == crate::RepoMode::Archive {
         return Err(Error::Other(crate::msg::NO_DELTAS_IN_ARCHIVE.to_owned()));
     }
     for (r, c) in &targets {
         if !opts.disable_static_deltas
+            && !opts.bareuseronly_files
             && opts.subpaths.is_empty()
             && !opts.dry_run
             && !opts.commit_metadata_only

@@ -281,6 +281,9 @@ pub struct PullArgs {
     /// Fetch from this URL instead of the remote's.
     #[arg(long)]
     url: Option<String>,
+    /// Refuse regular files with mode bits beyond 0775 (setuid, world-writable, …).
+    #[arg(long)]
+    bareuseronly_files: bool,
     /// Accepted for compatibility: rost verifies every fetched object
     /// against its checksum, trusted server or not.
     #[arg(long)]
@@ -384,6 +387,13 @@ pub struct CommitArgs {
     /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
     #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Change permissions: lines `MODE PATH` / `+MODE PATH` (add bits) or
+    /// `=MODE PATH` (set them), MODE in decimal.
+    #[arg(long, value_name = "FILE")]
+    statoverride: Option<PathBuf>,
+    /// Leave out the paths listed (one absolute tree path a line).
+    #[arg(long, value_name = "FILE")]
+    skip_list: Option<PathBuf>,
     /// Sign the commit with this GPG key id (repeatable).
     #[arg(long = "gpg-sign", value_name = "KEY-ID")]
     gpg_sign: Vec<String>,
@@ -813,6 +823,19 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
                 skip_if_unchanged: a.skip_if_unchanged,
+                mode_overrides: match &a.statoverride {
+                    Some(f) => parse_statoverride(f)?,
+                    None => Default::default(),
+                },
+                skip: match &a.skip_list {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    None => Default::default(),
+                },
                 bind_refs: a.bind_ref.clone(),
             };
             if opts.branch.is_none() && !a.orphan {
@@ -1192,6 +1215,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 subpaths: a.subpath.clone(),
                 require_static_deltas: a.require_static_deltas,
                 url: a.url.clone(),
+                bareuseronly_files: a.bareuseronly_files,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
@@ -1426,6 +1450,41 @@ fn bootable_metadata(root: &Path) -> Result<Vec<(String, Value)>> {
         ("ostree.linux".to_owned(), Value::str(kver)),
         ("ostree.bootable".to_owned(), Value::Bool(true)),
     ])
+}
+
+/// A `--statoverride` file: `[+|=]MODE PATH` lines, MODE in decimal.
+fn parse_statoverride(
+    f: &Path,
+) -> Result<std::collections::HashMap<String, rost_store::commit::ModeOverride>> {
+    use rost_store::commit::ModeOverride;
+    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let (m, path) = line
+            .split_once(' ')
+            .ok_or_else(|| anyhow!("Malformed statoverride file (no mode) at line {}", n + 1))?;
+        let (set, digits) = match m.as_bytes().first() {
+            Some(b'=') => (true, &m[1..]),
+            Some(b'+') => (false, &m[1..]),
+            _ => (false, m),
+        };
+        let bits: u32 = digits.parse().map_err(|_| {
+            anyhow!(
+                "Malformed statoverride file (bad mode {m:?}) at line {}",
+                n + 1
+            )
+        })?;
+        let o = if set {
+            ModeOverride::Set(bits)
+        } else {
+            ModeOverride::Add(bits)
+        };
+        out.insert(path.to_owned(), o);
+    }
+    Ok(out)
 }
 
 /// `SOURCE_DATE_EPOCH` as ostree reads it: whole seconds that fit an `i64`.

@@ -524,3 +524,35 @@ fn interop_repo_through_a_symlink_and_pull_url_override() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn interop_commit_statoverride_and_skip_list() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        std::fs::write(w.join("t/x"), "x\n").unwrap();
+        std::fs::write(w.join("t/d/y"), "y\n").unwrap();
+        std::fs::write(w.join("so.txt"), "2048 /a\n+1 /d\n=384 /x\n").unwrap();
+        std::fs::write(w.join("skip.txt"), "/d/y\n").unwrap();
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "-b",
+                "s",
+                "--timestamp=@3",
+                "--statoverride=so.txt",
+                "--skip-list=skip.txt",
+                "t",
+            ],
+        );
+        results.push(ok(tool, &w, &["--repo=r", "ls", "-R", "s"]));
+    }
+    assert_eq!(results[0], results[1]);
+}
