@@ -58,6 +58,8 @@ pub struct CommitOptions {
     pub no_xattrs: bool,
     /// More refs for `ostree.ref-binding` (`--bind-ref`), besides the branch.
     pub bind_refs: Vec<String>,
+    /// Clear the write bits of executable regular files (`--mode-ro-executables`).
+    pub mode_ro_executables: bool,
     /// Permission changes by absolute path in the tree (`--statoverride`).
     pub mode_overrides: HashMap<String, ModeOverride>,
     /// Paths (absolute in the tree) left out with everything below them
@@ -66,6 +68,15 @@ pub struct CommitOptions {
     /// When the tree equals the parent's, write no commit and move no ref:
     /// the result is the parent.
     pub skip_if_unchanged: bool,
+}
+
+/// `--mode-ro-executables`: an executable regular file loses its write bits.
+pub fn ro_executable(mode: u32) -> u32 {
+    if mode & S_IFMT == S_IFREG && mode & 0o111 != 0 {
+        mode & !0o222
+    } else {
+        mode
+    }
 }
 
 /// A `--statoverride` entry.
@@ -131,7 +142,10 @@ impl Walker<'_, '_> {
     }
 
     fn fix_owner_mode(&self, rel: &Path, uid: u32, gid: u32, mode: u32) -> (u32, u32, u32) {
-        let (uid, gid, mode) = self.owner_mode(uid, gid, mode);
+        let (uid, gid, mut mode) = self.owner_mode(uid, gid, mode);
+        if self.opts.mode_ro_executables {
+            mode = ro_executable(mode);
+        }
         if self.opts.mode_overrides.is_empty() {
             return (uid, gid, mode);
         }
@@ -205,7 +219,7 @@ impl Walker<'_, '_> {
             .map(str::to_owned)
             .ok_or_else(|| Error::Unsupported {
                 path: self.root.join(crel),
-                reason: "file name is not valid UTF-8".into(),
+                reason: crate::msg::invalid_utf8_filename(e.name.to_string_lossy()),
             })
     }
 

@@ -82,6 +82,9 @@ pub struct PullOptions {
     pub progress: Option<ProgressSink>,
     /// Fetch only these paths of the tree (the commit stays marked partial).
     pub subpaths: Vec<String>,
+    /// [`pull_local`]: verify each object before hardlinking it (copies
+    /// between modes are always checked as they are re-encoded).
+    pub untrusted: bool,
     /// Fetch from this URL instead of the remote's configured one
     /// (the remote's other settings still apply).
     pub url: Option<String>,
@@ -1001,10 +1004,14 @@ pub fn pull_local(
                 check_bareuseronly(oc, src.load_file(oc)?.header.mode)?;
             }
             if *t != ObjectType::CommitMeta {
-                crate::fsck::verify_object(src, oc, *t).map_err(|reason| Error::Corrupt {
-                    object: format!("{oc}.{t}"),
-                    reason,
-                })?;
+                // As libostree: a local source is trusted unless --untrusted;
+                // a hardlink shares the object as it is.
+                if opts.untrusted {
+                    crate::fsck::verify_object(src, oc, *t).map_err(|reason| Error::Corrupt {
+                        object: format!("{oc}.{t}"),
+                        reason,
+                    })?;
+                }
                 if tx.link_object_from(src, *t, oc)? {
                     if *t == ObjectType::File {
                         report.content_fetched += 1;

@@ -556,7 +556,7 @@ impl<'r> Transaction<'r> {
     /// between local repos: metadata always (its format does not depend on
     /// the mode), content objects between repos of one mode. `Ok(false)` when
     /// a link is impossible (other mode, other filesystem, link limit): the
-    /// caller copies instead. The caller has verified the object.
+    /// caller copies instead. Verifying the object is the caller's choice.
     pub fn link_object_from(&self, src: &Repo, ty: ObjectType, csum: &Checksum) -> Result<bool> {
         if ty == ObjectType::CommitMeta
             || (ty == ObjectType::File && src.mode() != self.repo.mode())

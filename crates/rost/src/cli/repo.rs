@@ -313,7 +313,8 @@ pub struct PullLocalArgs {
     /// Require a good OpenPGP signature on the source's summary.
     #[arg(long, requires = "remote")]
     gpg_verify_summary: bool,
-    /// Accepted for compatibility: rost verifies every object it copies.
+    /// Verify each object of the source before hardlinking it (objects
+    /// copied between repo modes are always checked).
     #[arg(long)]
     untrusted: bool,
     /// Refuse regular files with mode bits beyond 0775 (setuid, world-writable, …).
@@ -337,6 +338,9 @@ pub struct InitArgs {
     /// Collection id for the repository.
     #[arg(long)]
     collection_id: Option<String>,
+    /// Ignored, as ostree ignores arguments after `init`.
+    #[arg(hide = true)]
+    ignored: Vec<String>,
 }
 
 /// `commit`
@@ -387,6 +391,9 @@ pub struct CommitArgs {
     /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
     #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Clear the write bits of executable files.
+    #[arg(long)]
+    mode_ro_executables: bool,
     /// Change permissions: lines `MODE PATH` / `+MODE PATH` (add bits) or
     /// `=MODE PATH` (set them), MODE in decimal.
     #[arg(long, value_name = "FILE")]
@@ -823,6 +830,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
                 skip_if_unchanged: a.skip_if_unchanged,
+                mode_ro_executables: a.mode_ro_executables,
                 mode_overrides: match &a.statoverride {
                     Some(f) => parse_statoverride(f)?,
                     None => Default::default(),
@@ -870,7 +878,22 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
         RepoCommand::Checkout(a) => {
             let repo = open(&path)?;
             let c = repo.resolve_commit(&a.rev)?;
-            let dest = a.dest.unwrap_or_else(|| PathBuf::from(&a.rev));
+            let mut dest = a.dest.unwrap_or_else(|| PathBuf::from(&a.rev));
+            // As ostree: a file subpath lands, under its own name, in the
+            // destination directory (created if missing).
+            if let Some(sub) = &a.subpath {
+                let commit = repo.load_commit(&c)?;
+                if let TreeNode::File(_) =
+                    lookup_path(&repo, commit.root_tree, commit.root_meta, sub)?
+                {
+                    std::fs::create_dir_all(&dest)
+                        .with_context(|| format!("creating {}", dest.display()))?;
+                    let name = Path::new(sub)
+                        .file_name()
+                        .ok_or_else(|| anyhow!("invalid subpath {sub}"))?;
+                    dest = dest.join(name);
+                }
+            }
             let opts = CheckoutOptions {
                 user_mode: a.user_mode,
                 union: a.union,
@@ -901,12 +924,25 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let c = repo.resolve_commit(&a.rev)?;
             let commit = repo.load_commit(&c)?;
             for p in &a.paths {
-                match lookup_path(&repo, commit.root_tree, commit.root_meta, p)? {
-                    TreeNode::File(f) => {
-                        let mut obj = repo.load_file(&f)?;
-                        std::io::copy(&mut obj.reader, &mut out)?;
+                // As ostree: symlinks inside the commit are followed.
+                let mut cur = normalize(p);
+                let mut hops = 0;
+                loop {
+                    match lookup_path(&repo, commit.root_tree, commit.root_meta, &cur)? {
+                        TreeNode::File(f) => {
+                            let mut obj = repo.load_file(&f)?;
+                            if !obj.header.is_symlink() {
+                                std::io::copy(&mut obj.reader, &mut out)?;
+                                break;
+                            }
+                            hops += 1;
+                            if hops > MAX_SYMLINK_HOPS {
+                                bail!("{p}: Too many levels of symbolic links");
+                            }
+                            cur = resolve_link(&cur, &obj.header.symlink_target);
+                        }
+                        TreeNode::Dir(..) => bail!("{p}: {}", msg::CANT_OPEN_DIRECTORY),
                     }
-                    TreeNode::Dir(..) => bail!("{p}: is a directory"),
                 }
             }
         }
@@ -1268,6 +1304,7 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 gpg_keyring: keyring.filter(|_| a.gpg_verify || a.gpg_verify_summary),
                 gpg_verify_summary: a.gpg_verify_summary,
                 bareuseronly_files: a.bareuseronly_files,
+                untrusted: a.untrusted,
                 ..Default::default()
             };
             let report =
@@ -1742,6 +1779,31 @@ fn human_size(b: u64) -> String {
     format!("{v:.1}\u{a0}{unit}")
 }
 
+/// Symlinks followed at most this many times (Linux's limit).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where the symlink at tree path `link` (normalized) points, normalized;
+/// `..` stops at the root.
+fn resolve_link(link: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut v: Vec<&str> = link.split('/').filter(|c| !c.is_empty()).collect();
+        v.pop();
+        v
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn normalize(p: &str) -> String {
     let parts: Vec<&str> = p
         .split('/')
@@ -2179,6 +2241,14 @@ fn print_ls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlink_targets_resolve_inside_the_tree() {
+        assert_eq!(resolve_link("/cow-link", "baz/cow"), "/baz/cow");
+        assert_eq!(resolve_link("/a/b/l", "../c"), "/a/c");
+        assert_eq!(resolve_link("/a/l", "/etc/x"), "/etc/x");
+        assert_eq!(resolve_link("/l", "../../x"), "/x");
+    }
 
     #[test]
     fn timestamps() {

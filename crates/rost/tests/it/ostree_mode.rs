@@ -556,3 +556,100 @@ fn interop_commit_statoverride_and_skip_list() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn interop_cat_follows_symlinks_and_checkout_of_a_file_subpath() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        std::os::unix::fs::symlink("d/b", w.join("t/l1")).unwrap();
+        std::os::unix::fs::symlink("l1", w.join("t/l2")).unwrap();
+        std::os::unix::fs::symlink("d", w.join("t/ld")).unwrap();
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "-b", "l", "--timestamp=@4", "t"],
+        );
+        let mut log = ok(tool, &w, &["--repo=r", "cat", "l", "/l2"]);
+        for p in ["/d", "/ld"] {
+            let e = fails(tool, &w, &["--repo=r", "cat", "l", p]);
+            assert!(e.contains("open directory"), "{p}: {e}");
+        }
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "checkout",
+                "-U",
+                "--subpath",
+                "/d/b",
+                "l",
+                "sub",
+            ],
+        );
+        log += &std::fs::read_to_string(w.join("sub/b")).unwrap();
+        // ostree ignores arguments after `init`.
+        ok(tool, &w, &["--repo=n", "init", "extra", "--mode=archive"]);
+        log += &ok(tool, &w, &["--repo=n", "config", "get", "core.mode"]);
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_trusted_local_pulls_mode_ro_executables_and_missing_remotes_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        // A corrupt object in the source: --untrusted notices, a trusted
+        // pull-local (libostree's default) hardlinks it as it is.
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "b", "/a"]);
+        let f = ls.split_whitespace().nth(4).unwrap().to_owned();
+        let obj = w.join(format!("r/objects/{}/{}.file", &f[..2], &f[2..]));
+        // Appended in place, so the object keeps its user.ostreemeta xattr.
+        std::io::Write::write_all(
+            &mut std::fs::OpenOptions::new().append(true).open(&obj).unwrap(),
+            b"junk",
+        )
+        .unwrap();
+        ok(tool, &w, &["--repo=s", "init", "--mode=bare-user"]);
+        let e = fails(
+            tool,
+            &w,
+            &["--repo=s", "pull-local", "--untrusted", "r", "b"],
+        );
+        assert!(e.contains("Corrupted") || e.contains("corrupted"), "{e}");
+        ok(tool, &w, &["--repo=s", "pull-local", "r", "b"]);
+        // --mode-ro-executables drops the write bits of executables only.
+        std::fs::write(w.join("t/exe"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(w.join("t/exe"), std::fs::Permissions::from_mode(0o775)).unwrap();
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=s",
+                "commit",
+                "-b",
+                "x",
+                "--timestamp=@8",
+                "--mode-ro-executables",
+                "t",
+            ],
+        );
+        let mut log = ok(tool, &w, &["--repo=s", "ls", "x", "/exe", "/d/b"]);
+        std::fs::rename(w.join("s/refs/remotes"), w.join("s/remotes.orig")).unwrap();
+        log += &fails(tool, &w, &["--repo=s", "refs", "--list"]);
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
