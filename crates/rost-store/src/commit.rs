@@ -58,9 +58,34 @@ pub struct CommitOptions {
     pub no_xattrs: bool,
     /// More refs for `ostree.ref-binding` (`--bind-ref`), besides the branch.
     pub bind_refs: Vec<String>,
+    /// Clear the write bits of executable regular files (`--mode-ro-executables`).
+    pub mode_ro_executables: bool,
+    /// Permission changes by absolute path in the tree (`--statoverride`).
+    pub mode_overrides: HashMap<String, ModeOverride>,
+    /// Paths (absolute in the tree) left out with everything below them
+    /// (`--skip-list`).
+    pub skip: std::collections::HashSet<String>,
     /// When the tree equals the parent's, write no commit and move no ref:
     /// the result is the parent.
     pub skip_if_unchanged: bool,
+}
+
+/// `--mode-ro-executables`: an executable regular file loses its write bits.
+pub fn ro_executable(mode: u32) -> u32 {
+    if mode & S_IFMT == S_IFREG && mode & 0o111 != 0 {
+        mode & !0o222
+    } else {
+        mode
+    }
+}
+
+/// A `--statoverride` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeOverride {
+    /// Add these mode bits (`MODE PATH` or `+MODE PATH`, decimal).
+    Add(u32),
+    /// Set the permission bits to these (`=MODE PATH`, decimal).
+    Set(u32),
 }
 
 /// The result of a commit.
@@ -111,7 +136,28 @@ impl Walker<'_, '_> {
         self.opts.canonical_permissions || self.mode == RepoMode::BareUserOnly
     }
 
-    fn fix_owner_mode(&self, uid: u32, gid: u32, mode: u32) -> (u32, u32, u32) {
+    /// The tree path of `rel`, as `--statoverride` and `--skip-list` name it.
+    fn tree_path(rel: &Path) -> String {
+        format!("/{}", rel.to_string_lossy())
+    }
+
+    fn fix_owner_mode(&self, rel: &Path, uid: u32, gid: u32, mode: u32) -> (u32, u32, u32) {
+        let (uid, gid, mut mode) = self.owner_mode(uid, gid, mode);
+        if self.opts.mode_ro_executables {
+            mode = ro_executable(mode);
+        }
+        if self.opts.mode_overrides.is_empty() {
+            return (uid, gid, mode);
+        }
+        let mode = match self.opts.mode_overrides.get(&Self::tree_path(rel)) {
+            Some(ModeOverride::Add(bits)) => mode | bits,
+            Some(ModeOverride::Set(bits)) => (mode & S_IFMT) | (bits & 0o7777),
+            None => mode,
+        };
+        (uid, gid, mode)
+    }
+
+    fn owner_mode(&self, uid: u32, gid: u32, mode: u32) -> (u32, u32, u32) {
         if self.canonical() {
             let m = if mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFDIR {
                 mode & (S_IFMT | 0o755)
@@ -146,7 +192,7 @@ impl Walker<'_, '_> {
         rel: &Path,
         st: &Stat,
     ) -> Result<(DirMeta, Vec<fsutil::Entry>)> {
-        let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+        let (uid, gid, mode) = self.fix_owner_mode(rel, st.st_uid, st.st_gid, st.st_mode);
         let meta = DirMeta {
             uid,
             gid,
@@ -154,6 +200,14 @@ impl Walker<'_, '_> {
             xattrs: self.xattrs_fd(dir.as_fd(), rel)?,
         };
         let mut entries = fsutil::list_dir(dir.as_fd()).ctx("listing", self.root.join(rel))?;
+        if !self.opts.skip.is_empty() {
+            entries.retain(|e| {
+                !self
+                    .opts
+                    .skip
+                    .contains(&Self::tree_path(&rel.join(&e.name)))
+            });
+        }
         entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok((meta, entries))
     }
@@ -165,7 +219,7 @@ impl Walker<'_, '_> {
             .map(str::to_owned)
             .ok_or_else(|| Error::Unsupported {
                 path: self.root.join(crel),
-                reason: "file name is not valid UTF-8".into(),
+                reason: crate::msg::invalid_utf8_filename(e.name.to_string_lossy()),
             })
     }
 
@@ -334,7 +388,7 @@ impl Walker<'_, '_> {
                 {
                     return Ok(Visit::Done(Child::File(*c)));
                 }
-                let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+                let (uid, gid, mode) = self.fix_owner_mode(rel, st.st_uid, st.st_gid, st.st_mode);
                 let header = FileHeader {
                     uid,
                     gid,
@@ -369,7 +423,7 @@ impl Walker<'_, '_> {
     }
 
     fn write_symlink(&self, dir: &OwnedFd, rel: &Path, name: &OsStr, st: &Stat) -> Result<Child> {
-        let (uid, gid, mode) = self.fix_owner_mode(st.st_uid, st.st_gid, st.st_mode);
+        let (uid, gid, mode) = self.fix_owner_mode(rel, st.st_uid, st.st_gid, st.st_mode);
         let t =
             rustix::fs::readlinkat(dir, name, Vec::new()).ctx("readlink", self.root.join(rel))?;
         let symlink_target = String::from_utf8(t.into_bytes()).map_err(|_| Error::Unsupported {

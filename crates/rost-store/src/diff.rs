@@ -22,49 +22,72 @@ fn join(base: &str, name: &str) -> String {
     }
 }
 
+/// Loads a dirtree by checksum (from a repo, or a transaction's staging).
+pub type TreeLoader<'a> = &'a dyn Fn(&Checksum) -> Result<DirTree>;
+
 /// Compares the trees of two commits.
 pub fn diff_commits(repo: &Repo, from: &Checksum, to: &Checksum) -> Result<TreeDiff> {
     let a = repo.load_commit(from)?;
     let b = repo.load_commit(to)?;
+    diff_trees(
+        &|c| repo.load_dirtree(c),
+        (a.root_tree, a.root_meta),
+        (b.root_tree, b.root_meta),
+    )
+}
+
+/// Compares two (dirtree, dirmeta) roots. As ostree: an entry whose type
+/// changed is modified, and an added directory lists its contents.
+pub fn diff_trees(
+    load: TreeLoader<'_>,
+    a: (Checksum, Checksum),
+    b: (Checksum, Checksum),
+) -> Result<TreeDiff> {
     let mut d = TreeDiff::default();
-    if a.root_meta != b.root_meta {
+    if a.1 != b.1 {
         d.modified.push("/".into());
     }
-    diff_dirs(repo, &a.root_tree, &b.root_tree, "/", &mut d)?;
+    diff_dirs(load, &a.0, &b.0, "/", &mut d)?;
     Ok(d)
 }
 
-fn add_recursive(repo: &Repo, tree: &Checksum, base: &str, out: &mut Vec<String>) -> Result<()> {
-    let t = repo.load_dirtree(tree)?;
+fn add_recursive(
+    load: TreeLoader<'_>,
+    tree: &Checksum,
+    base: &str,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let t = load(tree)?;
     for f in &t.files {
         out.push(join(base, &f.name));
     }
     for sub in &t.dirs {
         let p = join(base, &sub.name);
         out.push(p.clone());
-        add_recursive(repo, &sub.tree, &p, out)?;
+        add_recursive(load, &sub.tree, &p, out)?;
     }
     Ok(())
 }
 
-fn diff_dirs(repo: &Repo, a: &Checksum, b: &Checksum, base: &str, d: &mut TreeDiff) -> Result<()> {
+fn diff_dirs(
+    load: TreeLoader<'_>,
+    a: &Checksum,
+    b: &Checksum,
+    base: &str,
+    d: &mut TreeDiff,
+) -> Result<()> {
     if a == b {
         return Ok(());
     }
-    let ta: DirTree = repo.load_dirtree(a)?;
-    let tb: DirTree = repo.load_dirtree(b)?;
+    let ta: DirTree = load(a)?;
+    let tb: DirTree = load(b)?;
     for f in &ta.files {
         let p = join(base, &f.name);
         match tb.files.iter().find(|g| g.name == f.name) {
             Some(g) if g.checksum != f.checksum => d.modified.push(p),
             Some(_) => {}
-            None => {
-                d.removed.push(p.clone());
-                if let Some(sub) = tb.dirs.iter().find(|s| s.name == f.name) {
-                    d.added.push(p.clone());
-                    add_recursive(repo, &sub.tree, &p, &mut d.added)?;
-                }
-            }
+            None if tb.dirs.iter().any(|s| s.name == f.name) => d.modified.push(p),
+            None => d.removed.push(p),
         }
     }
     for da in &ta.dirs {
@@ -74,14 +97,10 @@ fn diff_dirs(repo: &Repo, a: &Checksum, b: &Checksum, base: &str, d: &mut TreeDi
                 if db.meta != da.meta {
                     d.modified.push(p.clone());
                 }
-                diff_dirs(repo, &da.tree, &db.tree, &p, d)?;
+                diff_dirs(load, &da.tree, &db.tree, &p, d)?;
             }
-            None => {
-                d.removed.push(p.clone());
-                if tb.files.iter().any(|g| g.name == da.name) {
-                    d.added.push(p);
-                }
-            }
+            None if tb.files.iter().any(|g| g.name == da.name) => d.modified.push(p),
+            None => d.removed.push(p),
         }
     }
     for g in &tb.files {
@@ -94,7 +113,7 @@ fn diff_dirs(repo: &Repo, a: &Checksum, b: &Checksum, base: &str, d: &mut TreeDi
         {
             let p = join(base, &sb.name);
             d.added.push(p.clone());
-            add_recursive(repo, &sb.tree, &p, &mut d.added)?;
+            add_recursive(load, &sb.tree, &p, &mut d.added)?;
         }
     }
     Ok(())

@@ -122,6 +122,20 @@ pub fn deltas_required(delta: impl Display) -> String {
     format!("Static deltas required, but none found for {delta}")
 }
 
+/// `--bareuseronly-files`: a regular file with setuid/setgid/sticky or
+/// world-writable bits.
+pub fn bareuseronly_bad_mode(csum: impl Display, mode: u32, bits: u32) -> String {
+    format!("Content object {csum}: invalid mode 0{mode:o} with bits 0{bits:o}")
+}
+
+/// A file name that is not UTF-8 (OSTree stores names as UTF-8).
+pub fn invalid_utf8_filename(name: impl Display) -> String {
+    format!("Invalid UTF-8 in filename {name}")
+}
+
+/// `cat` of a directory (GLib's wording, as ostree prints it).
+pub const CANT_OPEN_DIRECTORY: &str = "Can't open directory";
+
 /// A dirtree entry named `""`.
 pub const INVALID_EMPTY_FILENAME: &str = "Invalid empty filename";
 

@@ -107,6 +107,7 @@ struct Modifiers {
     uid: Option<u32>,
     gid: Option<u32>,
     canonical: bool,
+    ro_executables: bool,
 }
 
 impl Modifiers {
@@ -115,14 +116,20 @@ impl Modifiers {
             uid: opts.owner_uid,
             gid: opts.owner_gid,
             canonical: opts.canonical_permissions || mode == RepoMode::BareUserOnly,
+            ro_executables: opts.mode_ro_executables,
         }
     }
 
     fn is_identity(&self) -> bool {
-        self.uid.is_none() && self.gid.is_none() && !self.canonical
+        self.uid.is_none() && self.gid.is_none() && !self.canonical && !self.ro_executables
     }
 
     fn apply(&self, uid: u32, gid: u32, mode: u32) -> (u32, u32, u32) {
+        let mode = if self.ro_executables {
+            crate::commit::ro_executable(mode)
+        } else {
+            mode
+        };
         if self.canonical {
             let m = if mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFDIR {
                 mode & (S_IFMT | 0o755)

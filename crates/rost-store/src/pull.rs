@@ -82,8 +82,18 @@ pub struct PullOptions {
     pub progress: Option<ProgressSink>,
     /// Fetch only these paths of the tree (the commit stays marked partial).
     pub subpaths: Vec<String>,
+    /// [`pull_local`]: verify each object before hardlinking it (copies
+    /// between modes are always checked as they are re-encoded).
+    pub untrusted: bool,
+    /// Fetch from this URL instead of the remote's configured one
+    /// (the remote's other settings still apply).
+    pub url: Option<String>,
     /// Fail unless every ref comes through a static delta.
     pub require_static_deltas: bool,
+    /// Refuse regular files with mode bits outside 0775 (setuid, setgid,
+    /// sticky, world-writable), as a bare-user-only repo would store them
+    /// (static deltas are not used then: each object is checked as fetched).
+    pub bareuseronly_files: bool,
 }
 
 /// What a pull did.
@@ -181,6 +191,7 @@ struct Puller<'a> {
     dry_run: bool,
     progress: Option<ProgressSink>,
     subpaths: Vec<String>,
+    bareuseronly_files: bool,
 }
 
 impl Puller<'_> {
@@ -282,11 +293,15 @@ impl Puller<'_> {
                 let cur = tx
                     .as_ref()
                     .ok_or_else(|| Error::Other("no open transaction".into()))?;
+                let bareuseronly = self.bareuseronly_files;
                 bodies
                     .par_iter()
                     .map(|(c, b, rel)| {
                         let (header, content) = verify_filez(c, b)
                             .map_err(|e| Error::Other(format!("{}: {e}", fetcher.url_of(rel))))?;
+                        if bareuseronly {
+                            check_bareuseronly(c, header.mode)?;
+                        }
                         cur.write_content(&header, ContentSource::Bytes(&content))?;
                         Ok(())
                     })
@@ -701,12 +716,14 @@ pub fn pull_from(
         dry_run: opts.dry_run,
         progress: opts.progress.clone(),
         subpaths: opts.subpaths.clone(),
+        bareuseronly_files: opts.bareuseronly_files,
     };
     if opts.require_static_deltas && repo.mode() == crate::RepoMode::Archive {
         return Err(Error::Other(crate::msg::NO_DELTAS_IN_ARCHIVE.to_owned()));
     }
     for (r, c) in &targets {
         if !opts.disable_static_deltas
+            && !opts.bareuseronly_files
             && opts.subpaths.is_empty()
             && !opts.dry_run
             && !opts.commit_metadata_only
@@ -882,7 +899,7 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
         opts.ed25519_keys = Some(keys);
     }
     let opts = &opts;
-    let fetcher = crate::fetch::fetcher_for(&r.url)?;
+    let fetcher = crate::fetch::fetcher_for(opts.url.as_deref().unwrap_or(&r.url))?;
     let all = refs.is_empty();
     let refs = if all {
         remote_summary_refs(fetcher.as_ref())?
@@ -914,6 +931,18 @@ pub fn pull(repo: &Repo, remote: &str, refs: &[String], opts: &PullOptions) -> R
     Ok(report)
 }
 
+/// `--bareuseronly-files`: a regular file may carry no mode bits beyond 0775.
+fn check_bareuseronly(c: &Checksum, mode: u32) -> Result<()> {
+    use crate::objects::{S_IFMT, S_IFREG};
+    let bad = mode & !(S_IFMT | 0o775);
+    if mode & S_IFMT == S_IFREG && bad != 0 {
+        return Err(Error::Other(crate::msg::bareuseronly_bad_mode(
+            c, mode, bad,
+        )));
+    }
+    Ok(())
+}
+
 /// Copies `refs` (and everything they reach) from another local repo of any mode.
 ///
 /// Refs land under `refs/remotes/REMOTE/` when `remote` is given, else as
@@ -927,7 +956,12 @@ pub fn pull_local(
     opts: &PullOptions,
 ) -> Result<PullReport> {
     let depth = opts.depth;
-    if src.mode() == crate::RepoMode::Archive {
+    // Between repos of one mode objects are hardlinked (below); an archive
+    // source in another mode, or a pull that needs the summary or partial
+    // commits, goes through the fetch path.
+    let same_mode =
+        src.mode() == repo.mode() && !opts.commit_metadata_only && !opts.gpg_verify_summary;
+    if src.mode() == crate::RepoMode::Archive && !same_mode && !opts.bareuseronly_files {
         let fetcher = crate::fetch::FileFetcher::new(src.path());
         let o = PullOptions {
             mirror: remote.is_none(),
@@ -965,6 +999,27 @@ pub fn pull_local(
         for (oc, t) in &want {
             if repo.has_object(*t, oc)? {
                 continue;
+            }
+            if *t == ObjectType::File && opts.bareuseronly_files {
+                check_bareuseronly(oc, src.load_file(oc)?.header.mode)?;
+            }
+            if *t != ObjectType::CommitMeta {
+                // As libostree: a local source is trusted unless --untrusted;
+                // a hardlink shares the object as it is.
+                if opts.untrusted {
+                    crate::fsck::verify_object(src, oc, *t).map_err(|reason| Error::Corrupt {
+                        object: format!("{oc}.{t}"),
+                        reason,
+                    })?;
+                }
+                if tx.link_object_from(src, *t, oc)? {
+                    if *t == ObjectType::File {
+                        report.content_fetched += 1;
+                    } else {
+                        report.metadata_fetched += 1;
+                    }
+                    continue;
+                }
             }
             match t {
                 ObjectType::File => {

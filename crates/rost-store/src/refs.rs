@@ -244,10 +244,17 @@ impl Repo {
         self.walk_refs(Path::new("refs/heads"), "", &mut |name, c| {
             out.insert(RefSpec { remote: None, name }, c);
         })?;
+        // As libostree: a repository without refs/remotes is broken, not empty.
         let remotes = match fsutil::open_dir_at(self.dfd(), Path::new("refs/remotes")) {
             Ok(fd) => fsutil::list_dir(fd.as_fd()).ctx("listing", "refs/remotes")?,
-            Err(Errno::NOENT) => Vec::new(),
-            Err(e) => return Err(e).ctx("opening", "refs/remotes"),
+            Err(e) => {
+                // strerror's text, as libostree prints it (no "(os error N)").
+                let text = std::io::Error::from(e).to_string();
+                let text = text.split(" (os error").next().unwrap_or_default();
+                return Err(Error::Other(format!(
+                    "Listing refs: opendir(refs/remotes): {text}"
+                )));
+            }
         };
         for r in remotes {
             if r.file_type != FileType::Directory {

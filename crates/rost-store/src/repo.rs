@@ -157,7 +157,15 @@ impl Repo {
 
     /// Opens an existing repository.
     pub fn open(path: &Path) -> Result<Repo> {
-        let fd = fsutil::open_dir_at(rustix::fs::CWD, path).map_err(|e| Error::NotARepo {
+        // The path the user names may be a symlink to the repository (as
+        // libostree allows); below it, nothing is followed.
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::NotARepo {
             path: path.to_owned(),
             reason: std::io::Error::from(e).to_string(),
         })?;

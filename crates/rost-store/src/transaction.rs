@@ -552,6 +552,39 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// Stages `src`'s stored object as a hardlink, as libostree imports
+    /// between local repos: metadata always (its format does not depend on
+    /// the mode), content objects between repos of one mode. `Ok(false)` when
+    /// a link is impossible (other mode, other filesystem, link limit): the
+    /// caller copies instead. Verifying the object is the caller's choice.
+    pub fn link_object_from(&self, src: &Repo, ty: ObjectType, csum: &Checksum) -> Result<bool> {
+        if ty == ObjectType::CommitMeta
+            || (ty == ObjectType::File && src.mode() != self.repo.mode())
+        {
+            return Ok(false);
+        }
+        if !self.claim(ty, csum)? {
+            return Ok(true);
+        }
+        self.ensure_staged_dir(csum)?;
+        let rel = self.staged_rel(ty, csum);
+        let from = src.object_path(ty, csum);
+        match rustix::fs::linkat(src.dfd(), &from, &self.staging, &rel, AtFlags::empty()) {
+            Ok(()) => {
+                self.record_staged(ty, csum)?;
+                Ok(true)
+            }
+            Err(Errno::XDEV | Errno::MLINK | Errno::PERM) => {
+                self.seen
+                    .lock()
+                    .map_err(|_| Error::Other("poisoned lock".into()))?
+                    .remove(&(*csum, ty));
+                Ok(false)
+            }
+            Err(e) => Err(e).ctx("hardlinking", src.path().join(&from)),
+        }
+    }
+
     /// A metadata object's bytes: staged in this transaction, else stored.
     pub fn load_metadata_raw(&self, ty: ObjectType, csum: &Checksum) -> Result<Vec<u8>> {
         match fsutil::read_file_optional_at(self.staging.as_fd(), &self.staged_rel(ty, csum))? {

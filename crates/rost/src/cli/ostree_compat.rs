@@ -23,6 +23,7 @@ const REPO_COMMANDS: &[&str] = &[
     "rev-parse",
     "reset",
     "config",
+    "checksum",
     "diff",
     "fsck",
     "prune",

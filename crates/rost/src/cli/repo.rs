@@ -52,6 +52,8 @@ pub enum RepoCommand {
     Reset(ResetArgs),
     /// Read or change a setting of the repository config.
     Config(ConfigArgs),
+    /// Print the object checksum a file (or directory's metadata) would have.
+    Checksum(ChecksumArgs),
     /// Show the files that differ between two revisions.
     Diff(DiffArgs),
     /// Check the integrity of every object.
@@ -276,6 +278,12 @@ pub struct PullArgs {
     /// Fail unless each ref comes through a static delta.
     #[arg(long)]
     require_static_deltas: bool,
+    /// Fetch from this URL instead of the remote's.
+    #[arg(long)]
+    url: Option<String>,
+    /// Refuse regular files with mode bits beyond 0775 (setuid, world-writable, …).
+    #[arg(long)]
+    bareuseronly_files: bool,
     /// Accepted for compatibility: rost verifies every fetched object
     /// against its checksum, trusted server or not.
     #[arg(long)]
@@ -305,9 +313,13 @@ pub struct PullLocalArgs {
     /// Require a good OpenPGP signature on the source's summary.
     #[arg(long, requires = "remote")]
     gpg_verify_summary: bool,
-    /// Accepted for compatibility: rost verifies every object it copies.
+    /// Verify each object of the source before hardlinking it (objects
+    /// copied between repo modes are always checked).
     #[arg(long)]
     untrusted: bool,
+    /// Refuse regular files with mode bits beyond 0775 (setuid, world-writable, …).
+    #[arg(long)]
+    bareuseronly_files: bool,
     /// Accepted for compatibility: one syncfs per transaction, always.
     #[arg(long)]
     disable_fsync: bool,
@@ -326,6 +338,9 @@ pub struct InitArgs {
     /// Collection id for the repository.
     #[arg(long)]
     collection_id: Option<String>,
+    /// Ignored, as ostree ignores arguments after `init`.
+    #[arg(hide = true)]
+    ignored: Vec<String>,
 }
 
 /// `commit`
@@ -340,6 +355,9 @@ pub struct CommitArgs {
     /// Full description.
     #[arg(short = 'm', long)]
     body: Option<String>,
+    /// Take the description from this file.
+    #[arg(short = 'F', long, conflicts_with = "body")]
+    body_file: Option<PathBuf>,
     /// Add a string metadata key (KEY=VALUE).
     #[arg(long = "add-metadata-string", value_name = "KEY=VALUE")]
     metadata_string: Vec<String>,
@@ -373,6 +391,16 @@ pub struct CommitArgs {
     /// Overlay a tree: dir=PATH or ref=COMMIT (repeatable, later ones win).
     #[arg(long, value_name = "dir=PATH|ref=COMMIT")]
     tree: Vec<String>,
+    /// Clear the write bits of executable files.
+    #[arg(long)]
+    mode_ro_executables: bool,
+    /// Change permissions: lines `MODE PATH` / `+MODE PATH` (add bits) or
+    /// `=MODE PATH` (set them), MODE in decimal.
+    #[arg(long, value_name = "FILE")]
+    statoverride: Option<PathBuf>,
+    /// Leave out the paths listed (one absolute tree path a line).
+    #[arg(long, value_name = "FILE")]
+    skip_list: Option<PathBuf>,
     /// Sign the commit with this GPG key id (repeatable).
     #[arg(long = "gpg-sign", value_name = "KEY-ID")]
     gpg_sign: Vec<String>,
@@ -522,6 +550,16 @@ pub struct ResetArgs {
     rev: String,
 }
 
+/// `checksum`
+#[derive(Debug, Args)]
+pub struct ChecksumArgs {
+    /// Leave extended attributes out.
+    #[arg(long)]
+    ignore_xattrs: bool,
+    /// File, symlink or directory.
+    path: PathBuf,
+}
+
 /// `config`
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -547,9 +585,15 @@ pub struct RevParseArgs {
 /// `diff`
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Old revision.
+    /// For a directory side: take every file's uid as this.
+    #[arg(long)]
+    owner_uid: Option<u32>,
+    /// For a directory side: take every file's gid as this.
+    #[arg(long)]
+    owner_gid: Option<u32>,
+    /// Old revision, or a directory (a path starting with `/` or `./`).
     from: String,
-    /// New revision.
+    /// New revision, or a directory.
     to: String,
 }
 
@@ -766,7 +810,11 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let opts = CommitOptions {
                 branch: a.branch.clone(),
                 subject: a.subject.unwrap_or_default(),
-                body: a.body.unwrap_or_default(),
+                body: match &a.body_file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?,
+                    None => a.body.clone().unwrap_or_default(),
+                },
                 metadata,
                 detached_metadata: a
                     .detached_metadata_string
@@ -782,6 +830,20 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 no_bindings: a.no_bindings,
                 no_xattrs: a.no_xattrs,
                 skip_if_unchanged: a.skip_if_unchanged,
+                mode_ro_executables: a.mode_ro_executables,
+                mode_overrides: match &a.statoverride {
+                    Some(f) => parse_statoverride(f)?,
+                    None => Default::default(),
+                },
+                skip: match &a.skip_list {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    None => Default::default(),
+                },
                 bind_refs: a.bind_ref.clone(),
             };
             if opts.branch.is_none() && !a.orphan {
@@ -816,7 +878,22 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
         RepoCommand::Checkout(a) => {
             let repo = open(&path)?;
             let c = repo.resolve_commit(&a.rev)?;
-            let dest = a.dest.unwrap_or_else(|| PathBuf::from(&a.rev));
+            let mut dest = a.dest.unwrap_or_else(|| PathBuf::from(&a.rev));
+            // As ostree: a file subpath lands, under its own name, in the
+            // destination directory (created if missing).
+            if let Some(sub) = &a.subpath {
+                let commit = repo.load_commit(&c)?;
+                if let TreeNode::File(_) =
+                    lookup_path(&repo, commit.root_tree, commit.root_meta, sub)?
+                {
+                    std::fs::create_dir_all(&dest)
+                        .with_context(|| format!("creating {}", dest.display()))?;
+                    let name = Path::new(sub)
+                        .file_name()
+                        .ok_or_else(|| anyhow!("invalid subpath {sub}"))?;
+                    dest = dest.join(name);
+                }
+            }
             let opts = CheckoutOptions {
                 user_mode: a.user_mode,
                 union: a.union,
@@ -847,12 +924,25 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let c = repo.resolve_commit(&a.rev)?;
             let commit = repo.load_commit(&c)?;
             for p in &a.paths {
-                match lookup_path(&repo, commit.root_tree, commit.root_meta, p)? {
-                    TreeNode::File(f) => {
-                        let mut obj = repo.load_file(&f)?;
-                        std::io::copy(&mut obj.reader, &mut out)?;
+                // As ostree: symlinks inside the commit are followed.
+                let mut cur = normalize(p);
+                let mut hops = 0;
+                loop {
+                    match lookup_path(&repo, commit.root_tree, commit.root_meta, &cur)? {
+                        TreeNode::File(f) => {
+                            let mut obj = repo.load_file(&f)?;
+                            if !obj.header.is_symlink() {
+                                std::io::copy(&mut obj.reader, &mut out)?;
+                                break;
+                            }
+                            hops += 1;
+                            if hops > MAX_SYMLINK_HOPS {
+                                bail!("{p}: Too many levels of symbolic links");
+                            }
+                            cur = resolve_link(&cur, &obj.header.symlink_target);
+                        }
+                        TreeNode::Dir(..) => bail!("{p}: {}", msg::CANT_OPEN_DIRECTORY),
                     }
-                    TreeNode::Dir(..) => bail!("{p}: is a directory"),
                 }
             }
         }
@@ -919,6 +1009,9 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
             let mut repo = open(&path)?;
             config(&mut repo, a, &mut out)?;
         }
+        RepoCommand::Checksum(a) => {
+            writeln!(out, "{}", checksum_path(&a.path, a.ignore_xattrs)?)?;
+        }
         RepoCommand::RevParse(a) => {
             let repo = open(&path)?;
             if a.single {
@@ -939,17 +1032,60 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
         }
         RepoCommand::Diff(a) => {
             let repo = open(&path)?;
-            let from = repo.resolve_commit(&a.from)?;
-            let to = repo.resolve_commit(&a.to)?;
-            let d = rost_store::diff::diff_commits(&repo, &from, &to)?;
+            // As ostree: a side spelled as a path is a directory on disk,
+            // staged (never published) with the ownership modifiers.
+            let is_dir = |s: &str| s.starts_with('/') || s.starts_with("./") || s == ".";
+            // A transaction only when a directory must be staged: diffing two
+            // revisions works on a read-only repository.
+            let tx = if is_dir(&a.from) || is_dir(&a.to) {
+                Some(repo.begin()?)
+            } else {
+                None
+            };
+            let dir_opts = CommitOptions {
+                owner_uid: a.owner_uid,
+                owner_gid: a.owner_gid,
+                ..Default::default()
+            };
+            let root = |side: &str| -> Result<(Checksum, Checksum)> {
+                if let (true, Some(tx)) = (is_dir(side), &tx) {
+                    Ok(rost_store::commit::write_directory(
+                        tx,
+                        Path::new(side),
+                        &dir_opts,
+                    )?)
+                } else {
+                    let c = repo.load_commit(&repo.resolve_commit(side)?)?;
+                    Ok((c.root_tree, c.root_meta))
+                }
+            };
+            let (from, to) = (root(&a.from)?, root(&a.to)?);
+            let load = |c: &Checksum| match &tx {
+                Some(tx) => rost_store::objects::DirTree::parse(
+                    &tx.load_metadata_raw(rost_store::ObjectType::DirTree, c)?,
+                    &c.to_hex(),
+                ),
+                None => repo.load_dirtree(c),
+            };
+            let d = rost_store::diff::diff_trees(&load, from, to)?;
+            drop(tx);
+            // As ostree: paths on a directory side print relative to it.
+            let show = |p: &str, dir_side: bool| {
+                if dir_side {
+                    p.trim_start_matches('/').to_owned()
+                } else {
+                    p.to_owned()
+                }
+            };
+            let (from_dir, to_dir) = (is_dir(&a.from), is_dir(&a.to));
             for p in &d.modified {
-                writeln!(out, "M    {p}")?;
+                writeln!(out, "M    {}", show(p, from_dir))?;
             }
             for p in &d.removed {
-                writeln!(out, "D    {p}")?;
+                writeln!(out, "D    {}", show(p, from_dir))?;
             }
             for p in &d.added {
-                writeln!(out, "A    {p}")?;
+                writeln!(out, "A    {}", show(p, to_dir))?;
             }
         }
         RepoCommand::Fsck(a) => {
@@ -1114,6 +1250,8 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 progress: terminal_progress(),
                 subpaths: a.subpath.clone(),
                 require_static_deltas: a.require_static_deltas,
+                url: a.url.clone(),
+                bareuseronly_files: a.bareuseronly_files,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
@@ -1165,6 +1303,8 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
                 commit_metadata_only: a.commit_metadata_only,
                 gpg_keyring: keyring.filter(|_| a.gpg_verify || a.gpg_verify_summary),
                 gpg_verify_summary: a.gpg_verify_summary,
+                bareuseronly_files: a.bareuseronly_files,
+                untrusted: a.untrusted,
                 ..Default::default()
             };
             let report =
@@ -1244,6 +1384,58 @@ fn run_command(path: &Path, command: RepoCommand, out: &mut dyn Write) -> Result
     Ok(())
 }
 
+/// The checksum `path` gets as an object: a content object for files and
+/// symlinks (header, then content), the dirmeta for a directory.
+fn checksum_path(path: &Path, ignore_xattrs: bool) -> Result<Checksum> {
+    use rost_store::objects::{DirMeta, FileHeader};
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    let xattrs = if ignore_xattrs {
+        Vec::new()
+    } else {
+        rost_store::fsutil::read_xattrs_path(path)
+            .with_context(|| format!("reading xattrs of {}", path.display()))?
+    };
+    let ft = md.file_type();
+    if ft.is_dir() {
+        let m = DirMeta {
+            uid: md.uid(),
+            gid: md.gid(),
+            mode: md.mode(),
+            xattrs,
+        };
+        return Ok(Checksum::of(&m.to_bytes()));
+    }
+    let symlink_target = if ft.is_symlink() {
+        std::fs::read_link(path)
+            .with_context(|| format!("readlink {}", path.display()))?
+            .to_str()
+            .ok_or_else(|| anyhow!("{}: symlink target is not UTF-8", path.display()))?
+            .to_owned()
+    } else if ft.is_file() {
+        String::new()
+    } else {
+        bail!(
+            "{}: not a regular file, symlink or directory",
+            path.display()
+        );
+    };
+    let header = FileHeader {
+        uid: md.uid(),
+        gid: md.gid(),
+        mode: md.mode(),
+        symlink_target,
+        xattrs,
+    };
+    let mut h = header.hasher();
+    if ft.is_file() {
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    }
+    Ok(Checksum(sha2::Digest::finalize(h).into()))
+}
+
 /// The line ostree prints when a pull ends (scripts match on it).
 fn pull_summary_line(rep: &rost_store::pull::PullReport, took: std::time::Duration) -> String {
     let mut s = if rep.deltas_applied > 0 {
@@ -1295,6 +1487,41 @@ fn bootable_metadata(root: &Path) -> Result<Vec<(String, Value)>> {
         ("ostree.linux".to_owned(), Value::str(kver)),
         ("ostree.bootable".to_owned(), Value::Bool(true)),
     ])
+}
+
+/// A `--statoverride` file: `[+|=]MODE PATH` lines, MODE in decimal.
+fn parse_statoverride(
+    f: &Path,
+) -> Result<std::collections::HashMap<String, rost_store::commit::ModeOverride>> {
+    use rost_store::commit::ModeOverride;
+    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let (m, path) = line
+            .split_once(' ')
+            .ok_or_else(|| anyhow!("Malformed statoverride file (no mode) at line {}", n + 1))?;
+        let (set, digits) = match m.as_bytes().first() {
+            Some(b'=') => (true, &m[1..]),
+            Some(b'+') => (false, &m[1..]),
+            _ => (false, m),
+        };
+        let bits: u32 = digits.parse().map_err(|_| {
+            anyhow!(
+                "Malformed statoverride file (bad mode {m:?}) at line {}",
+                n + 1
+            )
+        })?;
+        let o = if set {
+            ModeOverride::Set(bits)
+        } else {
+            ModeOverride::Add(bits)
+        };
+        out.insert(path.to_owned(), o);
+    }
+    Ok(out)
 }
 
 /// `SOURCE_DATE_EPOCH` as ostree reads it: whole seconds that fit an `i64`.
@@ -1550,6 +1777,31 @@ pub(crate) fn human_size(b: u64) -> String {
     }
     // g_format_size puts a no-break space between number and unit.
     format!("{v:.1}\u{a0}{unit}")
+}
+
+/// Symlinks followed at most this many times (Linux's limit).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where the symlink at tree path `link` (normalized) points, normalized;
+/// `..` stops at the root.
+fn resolve_link(link: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut v: Vec<&str> = link.split('/').filter(|c| !c.is_empty()).collect();
+        v.pop();
+        v
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 fn normalize(p: &str) -> String {
@@ -1989,6 +2241,14 @@ fn print_ls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlink_targets_resolve_inside_the_tree() {
+        assert_eq!(resolve_link("/cow-link", "baz/cow"), "/baz/cow");
+        assert_eq!(resolve_link("/a/b/l", "../c"), "/a/c");
+        assert_eq!(resolve_link("/a/l", "/etc/x"), "/etc/x");
+        assert_eq!(resolve_link("/l", "../../x"), "/x");
+    }
 
     #[test]
     fn timestamps() {

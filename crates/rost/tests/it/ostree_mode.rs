@@ -380,3 +380,276 @@ fn version_is_yaml_with_features() {
     assert!(out.contains("\n Features:\n"), "{out}");
     assert!(out.contains("  - sign-ed25519\n"), "{out}");
 }
+
+#[test]
+fn interop_diff_against_a_directory_and_checksum() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        ok(tool, &w, &["--repo=r", "checkout", "-U", "b", "co"]);
+        std::fs::write(w.join("co/new"), "n\n").unwrap();
+        std::fs::create_dir(w.join("co/nd")).unwrap();
+        std::fs::write(w.join("co/nd/x"), "x\n").unwrap();
+        std::fs::remove_dir_all(w.join("co/d")).unwrap();
+        std::fs::write(w.join("co/d"), "now a file\n").unwrap();
+        std::fs::remove_file(w.join("co/a")).unwrap();
+        let mut log = String::new();
+        log += &ok(tool, &w, &["--repo=r", "diff", "b", "./co"]);
+        log += &ok(tool, &w, &["--repo=r", "diff", "b^", "b"]);
+        // A type change is a modification.
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "-b",
+                "c",
+                "--timestamp=@7",
+                "--tree=dir=co",
+            ],
+        );
+        log += &ok(tool, &w, &["--repo=r", "diff", "b", "c"]);
+        // `checksum` names the object a file would be stored as.
+        let sum = ok(tool, &w, &["checksum", "co/new"]);
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "c", "/new"]);
+        assert_eq!(ls.split_whitespace().nth(4), Some(sum.trim()), "{ls}");
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_pull_local_hardlinks_and_bareuseronly_files() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        let c = ok(tool, &w, &["--repo=r", "rev-parse", "b"]);
+        let c = c.trim();
+        let commit_rel = format!("objects/{}/{}.commit", &c[..2], &c[2..]);
+        let ino = |p: &str| std::fs::metadata(w.join(p)).unwrap().ino();
+        // Same mode: content and metadata are hardlinked.
+        ok(tool, &w, &["--repo=s", "init", "--mode=bare-user"]);
+        let out = ok(tool, &w, &["--repo=s", "pull-local", "r", "b"]);
+        assert!(out.contains("content objects imported"), "{out}");
+        assert_eq!(
+            ino(&format!("r/{commit_rel}")),
+            ino(&format!("s/{commit_rel}"))
+        );
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "b", "/a"]);
+        let f = ls.split_whitespace().nth(4).unwrap().to_owned();
+        let file_rel = format!("objects/{}/{}.file", &f[..2], &f[2..]);
+        assert_eq!(ino(&format!("r/{file_rel}")), ino(&format!("s/{file_rel}")));
+        // Another mode: metadata still is.
+        ok(tool, &w, &["--repo=z", "init", "--mode=archive"]);
+        ok(tool, &w, &["--repo=z", "pull-local", "r", "b"]);
+        assert_eq!(
+            ino(&format!("r/{commit_rel}")),
+            ino(&format!("z/{commit_rel}"))
+        );
+        // --bareuseronly-files refuses a setuid file.
+        std::fs::write(w.join("t/suid"), "s\n").unwrap();
+        std::fs::set_permissions(w.join("t/suid"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "-b", "suid", "--timestamp=@9", "t"],
+        );
+        ok(tool, &w, &["--repo=u", "init", "--mode=archive"]);
+        let e = fails(
+            tool,
+            &w,
+            &[
+                "--repo=u",
+                "pull-local",
+                "--bareuseronly-files",
+                "r",
+                "suid",
+            ],
+        );
+        assert!(
+            e.contains("Content object ") && e.contains(": invalid mode 0104755 with bits 04000"),
+            "{e}"
+        );
+        ok(
+            tool,
+            &w,
+            &["--repo=u", "pull-local", "--bareuseronly-files", "r", "b"],
+        );
+        results.push(ok(tool, &w, &["--repo=u", "refs"]));
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_repo_through_a_symlink_and_pull_url_override() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "archive");
+        std::os::unix::fs::symlink("r", w.join("link")).unwrap();
+        let mut log = ok(tool, &w, &["--repo=link", "rev-parse", "b"]);
+        ok(tool, &w, &["--repo=m", "init", "--mode=archive"]);
+        let bogus = format!("file://{}/nonexistent", w.display());
+        let real = format!("file://{}/r", w.display());
+        ok(
+            tool,
+            &w,
+            &["--repo=m", "remote", "add", "--no-gpg-verify", "o", &bogus],
+        );
+        fails(tool, &w, &["--repo=m", "pull", "o", "b"]);
+        ok(
+            tool,
+            &w,
+            &["--repo=m", "pull", &format!("--url={real}"), "o", "b"],
+        );
+        log += &ok(tool, &w, &["--repo=m", "rev-parse", "o:b"]);
+        // The override does not change the configured URL.
+        log += &ok(tool, &w, &["--repo=m", "remote", "show-url", "o"])
+            .replace(&w.display().to_string(), "W");
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_commit_statoverride_and_skip_list() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        std::fs::write(w.join("t/x"), "x\n").unwrap();
+        std::fs::write(w.join("t/d/y"), "y\n").unwrap();
+        std::fs::write(w.join("so.txt"), "2048 /a\n+1 /d\n=384 /x\n").unwrap();
+        std::fs::write(w.join("skip.txt"), "/d/y\n").unwrap();
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "commit",
+                "-b",
+                "s",
+                "--timestamp=@3",
+                "--statoverride=so.txt",
+                "--skip-list=skip.txt",
+                "t",
+            ],
+        );
+        results.push(ok(tool, &w, &["--repo=r", "ls", "-R", "s"]));
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_cat_follows_symlinks_and_checkout_of_a_file_subpath() {
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        std::os::unix::fs::symlink("d/b", w.join("t/l1")).unwrap();
+        std::os::unix::fs::symlink("l1", w.join("t/l2")).unwrap();
+        std::os::unix::fs::symlink("d", w.join("t/ld")).unwrap();
+        ok(
+            tool,
+            &w,
+            &["--repo=r", "commit", "-b", "l", "--timestamp=@4", "t"],
+        );
+        let mut log = ok(tool, &w, &["--repo=r", "cat", "l", "/l2"]);
+        for p in ["/d", "/ld"] {
+            let e = fails(tool, &w, &["--repo=r", "cat", "l", p]);
+            assert!(e.contains("open directory"), "{p}: {e}");
+        }
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=r",
+                "checkout",
+                "-U",
+                "--subpath",
+                "/d/b",
+                "l",
+                "sub",
+            ],
+        );
+        log += &std::fs::read_to_string(w.join("sub/b")).unwrap();
+        // ostree ignores arguments after `init`.
+        ok(tool, &w, &["--repo=n", "init", "extra", "--mode=archive"]);
+        log += &ok(tool, &w, &["--repo=n", "config", "get", "core.mode"]);
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn interop_trusted_local_pulls_mode_ro_executables_and_missing_remotes_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_tool("ostree") {
+        return;
+    }
+    let tmp = tempdir("ostree-mode-");
+    let mut results = Vec::new();
+    for (i, tool) in tools(tmp.path()).iter().enumerate() {
+        let w = setup(tmp.path(), tool, &format!("w{i}"), "bare-user");
+        // A corrupt object in the source: --untrusted notices, a trusted
+        // pull-local (libostree's default) hardlinks it as it is.
+        let ls = ok(tool, &w, &["--repo=r", "ls", "-C", "b", "/a"]);
+        let f = ls.split_whitespace().nth(4).unwrap().to_owned();
+        let obj = w.join(format!("r/objects/{}/{}.file", &f[..2], &f[2..]));
+        // Appended in place, so the object keeps its user.ostreemeta xattr.
+        std::io::Write::write_all(
+            &mut std::fs::OpenOptions::new().append(true).open(&obj).unwrap(),
+            b"junk",
+        )
+        .unwrap();
+        ok(tool, &w, &["--repo=s", "init", "--mode=bare-user"]);
+        let e = fails(
+            tool,
+            &w,
+            &["--repo=s", "pull-local", "--untrusted", "r", "b"],
+        );
+        assert!(e.contains("Corrupted") || e.contains("corrupted"), "{e}");
+        ok(tool, &w, &["--repo=s", "pull-local", "r", "b"]);
+        // --mode-ro-executables drops the write bits of executables only.
+        std::fs::write(w.join("t/exe"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(w.join("t/exe"), std::fs::Permissions::from_mode(0o775)).unwrap();
+        ok(
+            tool,
+            &w,
+            &[
+                "--repo=s",
+                "commit",
+                "-b",
+                "x",
+                "--timestamp=@8",
+                "--mode-ro-executables",
+                "t",
+            ],
+        );
+        let mut log = ok(tool, &w, &["--repo=s", "ls", "x", "/exe", "/d/b"]);
+        std::fs::rename(w.join("s/refs/remotes"), w.join("s/remotes.orig")).unwrap();
+        log += &fails(tool, &w, &["--repo=s", "refs", "--list"]);
+        results.push(log);
+    }
+    assert_eq!(results[0], results[1]);
+}

@@ -390,7 +390,7 @@ fn bad_input_is_named_and_nothing_is_half_written() {
     let out = rrepo(&r, &["commit", "-b", "b", t1.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_clean_failure(&r, &out, &["t-nonutf8", "not valid UTF-8"]);
+    assert_clean_failure(&r, &out, &["t-nonutf8", "Invalid UTF-8 in filename"]);
 
     let t2 = tmp.path().join("t-fifo");
     std::fs::create_dir_all(&t2).unwrap();
