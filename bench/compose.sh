@@ -9,6 +9,8 @@
 #   ROST=PATH      use this rost binary instead of building one
 #   CARGO_TARGET_DIR  where `cargo build --release -p rost` puts the binary
 #   KEEP=1         keep the work directory (target/bench-tmp/compose.XXXXXX)
+#   REUSE=DIR      reuse the RPMs of a work directory kept by KEEP=1 (setup
+#                  skipped; its repos and caches are made anew; kept afterwards)
 #
 # Setup (not timed): bench/debs-to-rpms.sh turns up to N installed Debian
 # packages into RPMs with their real file lists and their Depends mapped to
@@ -43,8 +45,24 @@ fi
 
 tmp_parent=$here/target/bench-tmp
 mkdir -p "$tmp_parent"
-work=$(mktemp -d "$tmp_parent/compose.XXXXXX")
-if [ "${KEEP:-}" = 1 ]; then
+if [ -n "${REUSE:-}" ]; then
+    work=$(cd "$REUSE" && pwd)
+    [ -d "$work/rpms" ] && [ -d "$work/top/SPECS" ] || die "$REUSE holds no RPMs of an earlier run"
+    rm -rf "$work/rost-repo" "$work/rost-cache" "$work/peer-repo" "$work/peer-root" "$work/peer-cache"
+    # Undo the earlier run's rebuild: back to release 1 only.
+    for spec in $(grep -l '^Release: 2$' "$work"/top/SPECS/*.spec 2>/dev/null); do
+        name=$(basename "$spec" .spec)
+        sed -i 's/^Release: .*/Release: 1/' "$spec"
+        rm -f "$work/rpms/$name"-*-2.noarch.rpm
+    done
+    createrepo_c --quiet --update "$work/rpms"
+    trap 'echo "kept $work" >&2' EXIT
+else
+    work=$(mktemp -d "$tmp_parent/compose.XXXXXX")
+fi
+if [ -n "${REUSE:-}" ]; then
+    :
+elif [ "${KEEP:-}" = 1 ]; then
     trap 'echo "kept $work" >&2' EXIT
 else
     trap 'rm -rf "$work"' EXIT
@@ -54,10 +72,12 @@ now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.3f}')" "$1" "$2"; }
 
-echo "== setup: $n Debian packages -> RPMs (not timed)" >&2
-"$here/bench/debs-to-rpms.sh" "$work" "$n"
 rpms=$work/rpms
-createrepo_c --quiet "$rpms"
+if [ -z "${REUSE:-}" ]; then
+    echo "== setup: $n Debian packages -> RPMs (not timed)" >&2
+    "$here/bench/debs-to-rpms.sh" "$work" "$n"
+    createrepo_c --quiet "$rpms"
+fi
 count=$(ls "$rpms"/*.rpm | wc -l)
 [ "$count" -gt 0 ] || die "no RPMs were built"
 names=$(rpm -qp --qf '%{NAME}\n' "$rpms"/*.rpm 2>/dev/null | sort -u)
