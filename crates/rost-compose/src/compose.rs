@@ -516,7 +516,15 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     });
     // Assemble in dependency order; refuse conflicting files.
     let rootfs = workdir.path().join("rootfs");
-    let asm = assemble::assemble(&pkgcache, &order, &pkg_commits, &nevra_of, &rootfs)?;
+    let reuse = cachedir.join("rootfs-reuse");
+    let asm = assemble::assemble(
+        &pkgcache,
+        &order,
+        &pkg_commits,
+        &nevra_of,
+        &rootfs,
+        Some(&reuse),
+    )?;
     let assemble::Assembly {
         owners,
         dirmetas,
@@ -760,7 +768,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     if let Some(f) = &opts.touch_if_changed {
         std::fs::write(f, b"").map_err(|e| Error::io("touching", f, e))?;
     }
-    postprocess::remove_tree_parallel(&rootfs)?;
+    assemble::keep_for_reuse(&rootfs, &reuse)?;
     drop(workdir);
     tracing::info!("cleaned up after {:?}", t0.elapsed());
     Ok(Outcome::Done(ComposeResult {
