@@ -9,6 +9,8 @@
 #   ROST=PATH      use this rost binary instead of building one
 #   CARGO_TARGET_DIR  where `cargo build --release -p rost` puts the binary
 #   KEEP=1         keep the work directory (target/bench-tmp/compose.XXXXXX)
+#   REUSE=DIR      reuse the RPMs of a work directory kept by KEEP=1 (setup
+#                  skipped; its repos and caches are made anew; kept afterwards)
 #
 # Setup (not timed): bench/debs-to-rpms.sh turns up to N installed Debian
 # packages into RPMs with their real file lists and their Depends mapped to
@@ -20,7 +22,9 @@
 #   incremental:  one package rebuilt with a bumped release, createrepo_c
 #                 re-run, rost compose tree again with the same repo/cachedir
 # Prints wall times and the ratios cold rost/peer (goal <= 0.5) and
-# incremental rost/rost cold (goal <= 0.1). The page cache is warm for both.
+# incremental rost/rost cold (goal <= 0.1), then the CPU time (user+sys) of
+# each and the load average: on a shared machine wall times swing with the
+# load, CPU times much less. The page cache is warm for both.
 set -euo pipefail
 
 n=${N:-300}
@@ -28,7 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 die() { echo "bench/compose.sh: $*" >&2; exit 1; }
 
-for tool in rpmbuild createrepo_c dnf ostree python3; do
+for tool in rpmbuild createrepo_c dnf ostree python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs it)"
 done
 command -v dpkg-query >/dev/null || die "dpkg-query not found: the package set comes from a Debian system"
@@ -43,8 +47,24 @@ fi
 
 tmp_parent=$here/target/bench-tmp
 mkdir -p "$tmp_parent"
-work=$(mktemp -d "$tmp_parent/compose.XXXXXX")
-if [ "${KEEP:-}" = 1 ]; then
+if [ -n "${REUSE:-}" ]; then
+    work=$(cd "$REUSE" && pwd)
+    [ -d "$work/rpms" ] && [ -d "$work/top/SPECS" ] || die "$REUSE holds no RPMs of an earlier run"
+    rm -rf "$work/rost-repo" "$work/rost-cache" "$work/peer-repo" "$work/peer-root" "$work/peer-cache"
+    # Undo the earlier run's rebuild: back to release 1 only.
+    for spec in $(grep -l '^Release: 2$' "$work"/top/SPECS/*.spec 2>/dev/null); do
+        name=$(basename "$spec" .spec)
+        sed -i 's/^Release: .*/Release: 1/' "$spec"
+        rm -f "$work/rpms/$name"-*-2.noarch.rpm
+    done
+    createrepo_c --quiet --update "$work/rpms"
+    trap 'echo "kept $work" >&2' EXIT
+else
+    work=$(mktemp -d "$tmp_parent/compose.XXXXXX")
+fi
+if [ -n "${REUSE:-}" ]; then
+    :
+elif [ "${KEEP:-}" = 1 ]; then
     trap 'echo "kept $work" >&2' EXIT
 else
     trap 'rm -rf "$work"' EXIT
@@ -53,11 +73,17 @@ fi
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.3f}')" "$1" "$2"; }
+# cpu NAME CMD...: runs CMD, recording its user+sys CPU seconds (children
+# included) in $work/NAME.cpu.
+cpu() { local name=$1; shift; /usr/bin/time -f '%U %S' -o "$work/$name.cpu" "$@"; }
+cpus() { python3 -c "import sys; print(f'{sum(float(x) for f in sys.argv[1:] for x in open(f).read().split()[-2:]):.2f}')" "$@"; }
 
-echo "== setup: $n Debian packages -> RPMs (not timed)" >&2
-"$here/bench/debs-to-rpms.sh" "$work" "$n"
 rpms=$work/rpms
-createrepo_c --quiet "$rpms"
+if [ -z "${REUSE:-}" ]; then
+    echo "== setup: $n Debian packages -> RPMs (not timed)" >&2
+    "$here/bench/debs-to-rpms.sh" "$work" "$n"
+    createrepo_c --quiet "$rpms"
+fi
 count=$(ls "$rpms"/*.rpm | wc -l)
 [ "$count" -gt 0 ] || die "no RPMs were built"
 names=$(rpm -qp --qf '%{NAME}\n' "$rpms"/*.rpm 2>/dev/null | sort -u)
@@ -78,7 +104,7 @@ printf '[bench]\nname=bench\nbaseurl=file://%s\ngpgcheck=0\n' "$rpms" >"$cfg/ben
 } >"$cfg/bench.yaml"
 
 run_rost() { # LOG
-    "$rost" compose tree --unified-core --repo "$work/rost-repo" --cachedir "$work/rost-cache" \
+    cpu "$(basename "$1" .log)" "$rost" compose tree --unified-core --repo "$work/rost-repo" --cachedir "$work/rost-cache" \
         "$cfg/bench.yaml" >"$1" 2>&1 || { cat "$1" >&2; die "rost compose tree failed"; }
 }
 
@@ -96,12 +122,12 @@ mkdir -p "$root"
 sync
 t0=$(now)
 # shellcheck disable=SC2086
-dnf --installroot="$root" --setopt=reposdir="$cfg" --setopt=cachedir="$work/peer-cache" \
+cpu peer-dnf dnf --installroot="$root" --setopt=reposdir="$cfg" --setopt=cachedir="$work/peer-cache" \
     --setopt=install_weak_deps=False --setopt=keepcache=True --nogpgcheck --releasever=1 \
     --disablerepo='*' --enablerepo=bench -y -q install $names >"$work/peer-dnf.log" 2>&1 \
     || { cat "$work/peer-dnf.log" >&2; die "dnf install failed"; }
 t_mid=$(now)
-ostree --repo="$work/peer-repo" commit -b bench/os --no-xattrs "$root" >"$work/peer-commit.log" \
+cpu peer-commit ostree --repo="$work/peer-repo" commit -b bench/os --no-xattrs "$root" >"$work/peer-commit.log" \
     || die "ostree commit failed"
 t1=$(now)
 peer_dnf=$(secs "$t0" "$t_mid")
@@ -130,3 +156,7 @@ echo "cold   dnf --installroot + ostree:     ${peer_cold}s (dnf ${peer_dnf}s, os
 echo "incr.  rost compose tree:              ${rost_inc}s"
 echo "ratio  cold rost/peer:                 $(ratio "$rost_cold" "$peer_cold") (goal <= 0.5)"
 echo "ratio  incremental rost/rost cold:     $(ratio "$rost_inc" "$rost_cold") (goal <= 0.1)"
+rost_cold_cpu=$(cpus "$work/rost-cold.cpu")
+peer_cpu=$(cpus "$work/peer-dnf.cpu" "$work/peer-commit.cpu")
+echo "cpu    (user+sys) rost cold ${rost_cold_cpu}s, peer ${peer_cpu}s (dnf $(cpus "$work/peer-dnf.cpu")s), rost incr. $(cpus "$work/rost-inc.cpu")s"
+echo "load   $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(nproc) CPUs"

@@ -8,14 +8,18 @@
 //! import options) are neither imported again nor, when their RPM is in the
 //! download cache, downloaded.
 //!
-//! Assembly hardlinks the cache's objects into the rootfs (union checkouts in
-//! dependency order, after an object-level conflict check). `usr/etc` is copied
+//! Assembly hardlinks the cache's objects into the rootfs (the package trees
+//! merged in dependency order in memory, conflicts refused, then written out
+//! in parallel: see `assemble`). `usr/etc` is copied
 //! before scriptlets run, since scripts edit config files in place; any other
 //! file a script writes through a hardlink is caught at commit time (cache
 //! objects have mtime 0), committed with its new content, and its package's
 //! cache entry is dropped so the next compose re-imports it. The final commit
-//! reuses the cache's checksum for unchanged files (by device/inode), so an
-//! incremental compose reads and hashes only new content. Ownership comes from
+//! reuses the cache's checksum for unchanged files (by device/inode): the
+//! content of a file whose object the target repo lacks is stored without
+//! hashing it again, and one it has is not read at all. rpm writes the rpmdb
+//! in a thread of its own from the downloaded RPMs while the tree is
+//! assembled and scripts run. Ownership comes from
 //! the package headers (names resolved against the tree's passwd/group), which
 //! makes a non-root compose byte-identical to a root one.
 
@@ -25,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rost_rpm::repomd::RepoPackage;
-use rost_store::checkout::{CheckoutOptions, checkout};
 use rost_store::gvariant::{Type, Value};
 use rost_store::objects::{Commit, DirMeta, FileHeader};
 use rost_store::refs::RefSpec;
@@ -34,6 +37,7 @@ use rost_store::{Checksum, ObjectType, Repo, RepoMode};
 use serde::Serialize;
 use sha2::Digest;
 
+use crate::assemble::{self, CacheObject};
 use crate::error::{Error, Result};
 use crate::import::{self, ImportOptions, MemDir};
 use crate::postprocess;
@@ -456,6 +460,17 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         &reporter,
     )?;
     tracing::info!("downloaded after {:?}", t0.elapsed());
+    // The rpmdb needs only the RPMs: rpm writes it while the rest runs.
+    let order = install_order(&pkgs);
+    let nevra_of: Vec<String> = pkgs.iter().map(|p| p.nevra()).collect();
+    let mut rpm_paths: Vec<PathBuf> = order.iter().map(|&i| paths[i].clone()).collect();
+    rpm_paths.dedup();
+    let rpmdb_staging = workdir.path().join("rpmdb");
+    let rpmdb_job = Background::spawn({
+        let staging = rpmdb_staging.clone();
+        let sde = opts.source_date_epoch;
+        move || rpmdb::build_rpmdb(&staging, &rpm_paths, sde)
+    });
     let imported = commits.iter().filter(|c| c.is_none()).count();
     let reused = pkgs.len() - imported;
     let pkg_commits: Vec<Checksum> = if imported == 0 {
@@ -488,80 +503,35 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     };
 
     tracing::info!("imported after {:?}", t0.elapsed());
+    // Headers (scriptlets, file lists) are read while the tree is assembled.
+    let headers_job = Background::spawn({
+        let paths = paths.clone();
+        move || {
+            use rayon::prelude::*;
+            paths
+                .par_iter()
+                .map(|p| rost_rpm::load_package(p).map(|p| p.header))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        }
+    });
     // Assemble in dependency order; refuse conflicting files.
-    let order = install_order(&pkgs);
-    let mut owners: HashMap<String, (Checksum, usize)> = HashMap::new();
-    let mut dirmetas: HashMap<String, DirMeta> = HashMap::new();
-    let mut nonroot: HashMap<String, (String, String)> = HashMap::new();
-    let mut cache_by_devino: HashMap<(u64, u64), Checksum> = HashMap::new();
-    let mut seen_objects: std::collections::HashSet<Checksum> = Default::default();
-    for &i in &order {
-        let c = pkgcache.load_commit(&pkg_commits[i])?;
-        for (p, u, g) in import::nonroot_of(&c) {
-            nonroot.insert(p, (u, g));
-        }
-        let mut stack = vec![(String::new(), c.root_tree, c.root_meta)];
-        while let Some((prefix, t, m)) = stack.pop() {
-            dirmetas
-                .entry(prefix.clone())
-                .or_insert(pkgcache.load_dirmeta(&m)?);
-            let tree = pkgcache.load_dirtree(&t)?;
-            for f in &tree.files {
-                let path = if prefix.is_empty() {
-                    f.name.clone()
-                } else {
-                    format!("{prefix}/{}", f.name)
-                };
-                if let Some((other, j)) = owners.get(&path)
-                    && *other != f.checksum
-                {
-                    return Err(Error::Conflict {
-                        path: format!("/{path}"),
-                        a: pkgs[*j].nevra(),
-                        b: pkgs[i].nevra(),
-                    });
-                }
-                owners.insert(path, (f.checksum, i));
-                if seen_objects.insert(f.checksum) {
-                    let op = pkgcache
-                        .path()
-                        .join(pkgcache.object_path(ObjectType::File, &f.checksum));
-                    if let Ok(st) = std::fs::symlink_metadata(&op) {
-                        cache_by_devino.insert((st.dev(), st.ino()), f.checksum);
-                    }
-                }
-            }
-            for d in &tree.dirs {
-                let path = if prefix.is_empty() {
-                    d.name.clone()
-                } else {
-                    format!("{prefix}/{}", d.name)
-                };
-                if let Some((_, j)) = owners.get(&path) {
-                    return Err(Error::Conflict {
-                        path: format!("/{path}"),
-                        a: pkgs[*j].nevra(),
-                        b: pkgs[i].nevra(),
-                    });
-                }
-                stack.push((path, d.tree, d.meta));
-            }
-        }
-    }
-    tracing::info!("conflict check after {:?}", t0.elapsed());
     let rootfs = workdir.path().join("rootfs");
-    for &i in &order {
-        checkout(
-            &pkgcache,
-            &pkg_commits[i],
-            &rootfs,
-            &CheckoutOptions {
-                user_mode: true,
-                union: true,
-                ..Default::default()
-            },
-        )?;
-    }
+    let reuse = cachedir.join("rootfs-reuse");
+    let asm = assemble::assemble(
+        &pkgcache,
+        &order,
+        &pkg_commits,
+        &nevra_of,
+        &rootfs,
+        Some(&reuse),
+    )?;
+    let assemble::Assembly {
+        owners,
+        dirmetas,
+        nonroot,
+        by_devino: cache_by_devino,
+        objects: cache_objects,
+    } = asm;
     tracing::info!("checkout after {:?}", t0.elapsed());
     postprocess::break_hardlinks_under(&rootfs.join("usr/etc"))?;
 
@@ -574,10 +544,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     } else {
         std::fs::create_dir_all(&etc).map_err(|e| Error::io("creating", &etc, e))?;
     }
-    let headers: Vec<rost_rpm::PackageHeader> = paths
-        .iter()
-        .map(|p| rost_rpm::load_package(p).map(|p| p.header))
-        .collect::<std::result::Result<_, _>>()?;
+    let headers: Vec<rost_rpm::PackageHeader> = headers_job.join()??;
     for phase in ["pre", "post", "posttrans"] {
         for &i in &order {
             let h = &headers[i];
@@ -666,10 +633,9 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     }
     std::fs::write(&tj, serde_json::to_vec_pretty(&flat).unwrap_or_default())
         .map_err(|e| Error::io("writing", &tj, e))?;
-    let mut rpm_paths: Vec<PathBuf> = order.iter().map(|&i| paths[i].clone()).collect();
-    rpm_paths.dedup();
     tracing::info!("postprocess after {:?}", t0.elapsed());
-    rpmdb::write_rpmdb(&rootfs, &rpm_paths, opts.source_date_epoch)?;
+    rpmdb_job.join()??;
+    rpmdb::install_rpmdb(&rootfs, &rpmdb_staging)?;
 
     tracing::info!("rpmdb after {:?}", t0.elapsed());
     // Commit.
@@ -756,12 +722,13 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
         nonroot,
         dirmetas,
         cache_by_devino,
+        cache_objects,
         readonly_executables: tf.readonly_executables.unwrap_or(false),
         is_root: rustix::process::geteuid().is_root(),
         damaged: Default::default(),
     };
     let mut tx = repo.begin()?;
-    let (root_tree, root_meta) = write_tree(&tx, &pkgcache, &ctx)?;
+    let (root_tree, root_meta) = write_tree(&tx, &ctx)?;
     let commit = Commit {
         metadata: Value::dict_sv(metadata),
         parent,
@@ -801,7 +768,7 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     if let Some(f) = &opts.touch_if_changed {
         std::fs::write(f, b"").map_err(|e| Error::io("touching", f, e))?;
     }
-    postprocess::remove_tree_parallel(&rootfs)?;
+    assemble::keep_for_reuse(&rootfs, &reuse)?;
     drop(workdir);
     tracing::info!("cleaned up after {:?}", t0.elapsed());
     Ok(Outcome::Done(ComposeResult {
@@ -817,6 +784,33 @@ pub fn compose_tree(opts: &ComposeOptions) -> Result<Outcome> {
     }))
 }
 
+/// A worker thread, joined when dropped: an early return waits for it, since
+/// it may be writing into the work directory that is removed after it.
+struct Background<T: Send + 'static>(Option<std::thread::JoinHandle<T>>);
+
+impl<T: Send + 'static> Background<T> {
+    fn spawn(f: impl FnOnce() -> T + Send + 'static) -> Self {
+        Background(Some(std::thread::spawn(f)))
+    }
+
+    fn join(mut self) -> Result<T> {
+        let h = self.0.take().ok_or_else(|| Error::Invalid {
+            msg: "worker thread joined twice".into(),
+        })?;
+        h.join().map_err(|_| Error::Invalid {
+            msg: "a worker thread panicked".into(),
+        })
+    }
+}
+
+impl<T: Send + 'static> Drop for Background<T> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 struct TreeCtx {
     root: PathBuf,
     users: BTreeMap<String, u32>,
@@ -824,6 +818,7 @@ struct TreeCtx {
     nonroot: HashMap<String, (String, String)>,
     dirmetas: HashMap<String, DirMeta>,
     cache_by_devino: HashMap<(u64, u64), Checksum>,
+    cache_objects: HashMap<Checksum, CacheObject>,
     readonly_executables: bool,
     is_root: bool,
     /// Cache objects a script wrote to in place (through the hardlink).
@@ -894,23 +889,24 @@ impl ScanDir {
 }
 
 /// Scans the tree (one thread), then stores file contents in parallel.
-fn write_tree(
-    tx: &Transaction<'_>,
-    pkgcache: &Repo,
-    ctx: &TreeCtx,
-) -> Result<(Checksum, Checksum)> {
+fn write_tree(tx: &Transaction<'_>, ctx: &TreeCtx) -> Result<(Checksum, Checksum)> {
     use rayon::prelude::*;
     let mut root = ScanDir::default();
     let mut jobs = Vec::new();
     scan(ctx, &ctx.root, "", &mut root, &mut jobs)?;
+    let objects = &ctx.cache_objects;
     let sums: Vec<Checksum> = jobs
         .par_iter()
-        .map(|j| store(tx, pkgcache, j))
+        .map(|j| store(tx, objects, j))
         .collect::<Result<_>>()?;
     root.into_memdir(&sums).write(tx)
 }
 
-fn store(tx: &Transaction<'_>, pkgcache: &Repo, j: &Job) -> Result<Checksum> {
+fn store(
+    tx: &Transaction<'_>,
+    objects: &HashMap<Checksum, CacheObject>,
+    j: &Job,
+) -> Result<Checksum> {
     let header = match &j.kind {
         JobKind::Fresh(h) if h.is_symlink() => {
             return Ok(tx.write_content(h, ContentSource::Bytes(&[]))?);
@@ -921,17 +917,28 @@ fn store(tx: &Transaction<'_>, pkgcache: &Repo, j: &Job) -> Result<Checksum> {
             owner,
             readonly,
         } => {
-            // Cache objects are root-owned: unchanged owner, same object.
-            if *owner == (0, 0) && !readonly && tx.repo().has_object(ObjectType::File, object)? {
-                return Ok(*object);
-            }
-            let orig = pkgcache.load_file(object)?.header;
+            let orig = &objects
+                .get(object)
+                .ok_or_else(|| Error::Invalid {
+                    msg: format!(
+                        "{}: package cache object {object} was not assembled",
+                        j.path.display()
+                    ),
+                })?
+                .header;
             let mut h = orig.clone();
             (h.uid, h.gid) = *owner;
             if *readonly && h.mode & 0o111 != 0 {
                 h.mode &= !0o222;
             }
-            if h == orig && tx.repo().has_object(ObjectType::File, object)? {
+            if h == *orig {
+                // Same header, same content: the cache's checksum is the
+                // object's, so the content is stored without hashing it again.
+                if !tx.repo().has_object(ObjectType::File, object)? {
+                    let f = std::fs::File::open(&j.path)
+                        .map_err(|e| Error::io("opening", &j.path, e))?;
+                    tx.write_content_known(&h, object, ContentSource::File(f, j.size))?;
+                }
                 return Ok(*object);
             }
             h

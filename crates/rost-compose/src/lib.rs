@@ -13,6 +13,7 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod assemble;
 pub mod compose;
 pub mod error;
 pub mod import;

@@ -10,6 +10,14 @@
 //! `usr/share/rpm` points at it for older tools. `SOURCE_DATE_EPOCH` is passed
 //! through: rpm (≥ 4.18, checked) then records it as install time and
 //! transaction id, and the sqlite file is byte-identical across runs.
+//!
+//! rpm runs against a root of its own ([`build_rpmdb`]), not the assembled tree:
+//! with `--justdb` it writes nothing but the database, so it can run while the
+//! tree is assembled and scriptlets run, and [`install_rpmdb`] moves the result
+//! into the tree afterwards. (In that root rpm's file fingerprints see no
+//! directories; two packages shipping one file under two paths through a
+//! symlinked directory are then not matched by rpm, while rost's own conflict
+//! check compares paths in any case.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,13 +27,10 @@ use crate::error::{Error, Result};
 /// Where the database lives in the tree.
 pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
 
-/// Writes the rpmdb for `rpms` into `root`.
-pub fn write_rpmdb(root: &Path, rpms: &[PathBuf], source_date_epoch: Option<u64>) -> Result<()> {
-    let macros = root.join("usr/lib/rpm/macros.d");
-    std::fs::create_dir_all(&macros).map_err(|e| Error::io("creating", &macros, e))?;
-    let mf = macros.join("macros.rost");
-    std::fs::write(&mf, format!("%_dbpath {DBPATH}\n"))
-        .map_err(|e| Error::io("writing", &mf, e))?;
+/// Writes the rpmdb for `rpms` (in install order) under [`DBPATH`] in
+/// `staging`, a directory of its own that [`install_rpmdb`] moves it from.
+pub fn build_rpmdb(staging: &Path, rpms: &[PathBuf], source_date_epoch: Option<u64>) -> Result<()> {
+    let root = staging;
     let db = root.join(DBPATH.trim_start_matches('/'));
     std::fs::create_dir_all(&db).map_err(|e| Error::io("creating", &db, e))?;
     let mut cmd = Command::new("rpm");
@@ -65,6 +70,31 @@ pub fn write_rpmdb(root: &Path, rpms: &[PathBuf], source_date_epoch: Option<u64>
     }
     for junk in [".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"] {
         let _ = std::fs::remove_file(db.join(junk));
+    }
+    Ok(())
+}
+
+/// Moves the database [`build_rpmdb`] wrote in `staging` into the tree at
+/// `root`, pins the dbpath with a macro file, and points `usr/share/rpm` at it.
+pub fn install_rpmdb(root: &Path, staging: &Path) -> Result<()> {
+    let macros = root.join("usr/lib/rpm/macros.d");
+    std::fs::create_dir_all(&macros).map_err(|e| Error::io("creating", &macros, e))?;
+    let mf = macros.join("macros.rost");
+    std::fs::write(&mf, format!("%_dbpath {DBPATH}\n"))
+        .map_err(|e| Error::io("writing", &mf, e))?;
+    let rel = DBPATH.trim_start_matches('/');
+    let db = root.join(rel);
+    std::fs::create_dir_all(&db).map_err(|e| Error::io("creating", &db, e))?;
+    let built = staging.join(rel);
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&built)
+        .map_err(|e| Error::io("listing", &built, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("listing", &built, e))?;
+    names.sort();
+    for n in names {
+        let (from, to) = (built.join(&n), db.join(&n));
+        std::fs::rename(&from, &to).map_err(|e| Error::io("moving", &from, e))?;
     }
     let share = root.join("usr/share");
     std::fs::create_dir_all(&share).map_err(|e| Error::io("creating", &share, e))?;

@@ -293,23 +293,13 @@ impl<'r> Transaction<'r> {
                 // Known checksum: write straight to the staged name.
                 self.ensure_staged_dir(&csum)?;
                 let rel = self.staged_rel(ObjectType::File, &csum);
-                self.write_content_at(&rel, header, Payload::Bytes(b))?;
+                self.write_content_at(&rel, header, Payload::Bytes(b), false)?;
                 self.record_staged(ObjectType::File, &csum)?;
                 self.count_content(header, b.len() as u64)?;
                 Ok(csum)
             }
             ContentSource::File(mut f, size) if size <= IN_MEMORY_LIMIT => {
-                let mut buf = Vec::with_capacity(size as usize);
-                (&mut f)
-                    .take(size + 1)
-                    .read_to_end(&mut buf)
-                    .ctx("reading", "source file")?;
-                if buf.len() as u64 != size {
-                    return Err(Error::Other(format!(
-                        "file changed size while being read ({size} → {})",
-                        buf.len()
-                    )));
-                }
+                let buf = read_exactly(&mut f, size)?;
                 self.write_content(header, ContentSource::Bytes(&buf))
             }
             ContentSource::File(mut f, size) => {
@@ -317,7 +307,7 @@ impl<'r> Transaction<'r> {
                 // and give it its name once the checksum is known.
                 let tmp = Self::tmp_name();
                 let csum = self
-                    .write_content_at(&tmp, header, Payload::Stream(&mut f, size))?
+                    .write_content_at(&tmp, header, Payload::Stream(&mut f, size), true)?
                     .ok_or_else(|| Error::Other("streamed object has no checksum".into()))?;
                 if !self.claim(ObjectType::File, &csum)? {
                     let _ = rustix::fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
@@ -328,6 +318,43 @@ impl<'r> Transaction<'r> {
                 Ok(csum)
             }
         }
+    }
+
+    /// Writes a content object whose checksum the caller already knows: the
+    /// same bytes stored under this header before (ostree's devino cache
+    /// idea: a hardlink to an object of another repo). The data is neither
+    /// hashed nor read when the object is stored already. The caller vouches
+    /// for `csum`; a wrong one makes a corrupt object.
+    pub fn write_content_known(
+        &self,
+        header: &FileHeader,
+        csum: &Checksum,
+        source: ContentSource<'_>,
+    ) -> Result<()> {
+        if !self.claim(ObjectType::File, csum)? {
+            return Ok(());
+        }
+        self.ensure_staged_dir(csum)?;
+        let rel = self.staged_rel(ObjectType::File, csum);
+        // Small files go through memory and large ones are streamed, as in
+        // `write_content`, so the stored bytes are the same either way.
+        let size = match source {
+            ContentSource::Bytes(b) => {
+                self.write_content_at(&rel, header, Payload::Bytes(b), false)?;
+                b.len() as u64
+            }
+            ContentSource::File(mut f, size) if size <= IN_MEMORY_LIMIT => {
+                let buf = read_exactly(&mut f, size)?;
+                self.write_content_at(&rel, header, Payload::Bytes(&buf), false)?;
+                size
+            }
+            ContentSource::File(mut f, size) => {
+                self.write_content_at(&rel, header, Payload::Stream(&mut f, size), false)?;
+                size
+            }
+        };
+        self.record_staged(ObjectType::File, csum)?;
+        self.count_content(header, size)
     }
 
     fn count_content(&self, header: &FileHeader, size: u64) -> Result<()> {
@@ -342,19 +369,21 @@ impl<'r> Transaction<'r> {
 
     /// Writes the object as `name` (relative to the staging directory, which
     /// must not exist yet) in the repo's storage format; removes it again on
-    /// failure. A [`Payload::Stream`] is hashed on the way and its checksum
-    /// returned; a [`Payload::Bytes`] caller has hashed already (`None`).
+    /// failure. With `hash`, a [`Payload::Stream`] is hashed on the way and
+    /// its checksum returned; otherwise (and for a [`Payload::Bytes`], which
+    /// the caller has hashed) `None`.
     fn write_content_at(
         &self,
         name: &Path,
         header: &FileHeader,
         payload: Payload<'_>,
+        hash: bool,
     ) -> Result<Option<Checksum>> {
         let mode = self.repo.mode();
         let path = self.staging_path.join(name);
         let mut hasher = match payload {
-            Payload::Stream(..) => Some(header.hasher()),
-            Payload::Bytes(_) => None,
+            Payload::Stream(..) if hash => Some(header.hasher()),
+            _ => None,
         };
         let res = if header.is_symlink() && matches!(mode, RepoMode::Bare | RepoMode::BareUserOnly)
         {
@@ -622,6 +651,21 @@ impl Payload<'_> {
     }
 }
 
+/// Reads exactly `size` bytes of `f` (a file that must not change meanwhile).
+fn read_exactly(f: &mut File, size: u64) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(size + 1)
+        .read_to_end(&mut buf)
+        .ctx("reading", "source file")?;
+    if buf.len() as u64 != size {
+        return Err(Error::Other(format!(
+            "file changed size while being read ({size} → {})",
+            buf.len()
+        )));
+    }
+    Ok(buf)
+}
+
 /// Read size for streamed payloads.
 const CHUNK: usize = 128 * 1024;
 
@@ -761,6 +805,67 @@ fn deflate_finish(d: &mut Deflater, out: &mut Vec<u8>, what: &Path) -> Result<()
         let (_, produced, status) = deflate_call(d, &[], out, flate2::FlushCompress::Finish, what)?;
         if produced == 0 || status == flate2::Status::StreamEnd {
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small (in memory) and large (streamed) contents, written with and
+    /// without the known checksum, give byte-identical objects in every
+    /// mode; an object already stored is not read again.
+    #[test]
+    fn known_checksum_writes_the_same_objects() {
+        let small = b"known content\n".to_vec();
+        let large: Vec<u8> = (0..IN_MEMORY_LIMIT as usize + 4097)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let header = FileHeader {
+            uid: 0,
+            gid: 0,
+            mode: S_IFREG | 0o644,
+            symlink_target: String::new(),
+            xattrs: Vec::new(),
+        };
+        for mode in [
+            RepoMode::Archive,
+            RepoMode::BareUser,
+            RepoMode::BareUserOnly,
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let src = d.path().join("src");
+            let (a, b) = (
+                Repo::init(&d.path().join("a"), mode).unwrap(),
+                Repo::init(&d.path().join("b"), mode).unwrap(),
+            );
+            for content in [&small, &large] {
+                std::fs::write(&src, content).unwrap();
+                let open = || File::open(&src).unwrap();
+                let n = content.len() as u64;
+                let tx = a.begin().unwrap();
+                let csum = tx
+                    .write_content(&header, ContentSource::File(open(), n))
+                    .unwrap();
+                tx.commit().unwrap();
+                let tx = b.begin().unwrap();
+                tx.write_content_known(&header, &csum, ContentSource::File(open(), n))
+                    .unwrap();
+                let stats = tx.commit().unwrap();
+                assert_eq!(stats.content_written, 1, "{mode:?}");
+                let p = a.object_path(ObjectType::File, &csum);
+                assert_eq!(
+                    std::fs::read(a.path().join(&p)).unwrap(),
+                    std::fs::read(b.path().join(&p)).unwrap(),
+                    "{mode:?}, {n} bytes"
+                );
+                // Stored already: nothing is read (an empty source would not do).
+                let tx = b.begin().unwrap();
+                tx.write_content_known(&header, &csum, ContentSource::Bytes(&[]))
+                    .unwrap();
+                assert_eq!(tx.commit().unwrap().content_written, 0);
+            }
         }
     }
 }
