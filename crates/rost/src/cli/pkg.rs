@@ -176,8 +176,8 @@ pub fn run(cmd: PkgCommand) -> anyhow::Result<ExitCode> {
             for l in lines {
                 writeln!(out, "{l}")?;
             }
-            // The pool holds ~10^6 small allocations for a large repo; the process
-            // exits next, so skip freeing them one by one.
+            // The process exits next: skip tearing down the pool and the
+            // packages it materialized.
             std::mem::forget(r);
         }
         PkgCommand::Download {
