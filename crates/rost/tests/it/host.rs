@@ -501,6 +501,9 @@ fn interop_downgrade_rebase_pending() {
     }
     let w = World::new();
     let v1 = w.server_rev(&demo_ref());
+    // Commit times have one-second resolution, and an equal time is no
+    // downgrade (as libostree): make v2 strictly newer.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let v2 = w.compose(2);
     run_ok(w.host("upgrade", &[]));
     // The server moves the branch back to v1 (an older commit).
