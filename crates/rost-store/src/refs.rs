@@ -194,7 +194,15 @@ impl Repo {
         Ok(out)
     }
 
-    fn walk_ref_links(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+    /// Walks the ref directory `dir` depth-first, calling `f(path, name, type)`
+    /// for every entry that is not a directory; `name` is the ref name below
+    /// the walk's root. A missing `dir` is an empty one.
+    fn walk_ref_dir(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        f: &mut dyn FnMut(&Path, String, FileType) -> Result<()>,
+    ) -> Result<()> {
         let fd = match fsutil::open_dir_at(self.dfd(), dir) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(()),
@@ -202,6 +210,7 @@ impl Repo {
         };
         for e in fsutil::list_dir(fd.as_fd()).ctx("listing", dir)? {
             let Some(n) = e.name.to_str() else { continue };
+            // As ostree: dot files (temporaries, tools' stamps) are not refs.
             if n.starts_with('.') {
                 continue;
             }
@@ -210,13 +219,23 @@ impl Repo {
             } else {
                 format!("{prefix}/{n}")
             };
-            match e.file_type {
-                FileType::Directory => self.walk_ref_links(&dir.join(n), &full, out)?,
-                FileType::Symlink => out.push(full),
-                _ => {}
+            let p = dir.join(n);
+            if e.file_type == FileType::Directory {
+                self.walk_ref_dir(&p, &full, f)?;
+            } else {
+                f(&p, full, e.file_type)?;
             }
         }
         Ok(())
+    }
+
+    fn walk_ref_links(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+        self.walk_ref_dir(dir, prefix, &mut |_, name, ty| {
+            if ty == FileType::Symlink {
+                out.push(name);
+            }
+            Ok(())
+        })
     }
 
     /// Makes the local ref `alias` a symlink to the local ref `target`
@@ -283,41 +302,22 @@ impl Repo {
         prefix: &str,
         f: &mut dyn FnMut(String, Checksum),
     ) -> Result<()> {
-        let fd = match fsutil::open_dir_at(self.dfd(), dir) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(e).ctx("opening", dir),
-        };
-        for e in fsutil::list_dir(fd.as_fd()).ctx("listing", dir)? {
-            let Some(n) = e.name.to_str() else { continue };
-            // As ostree: dot files (temporaries, tools' stamps) are not refs.
-            if n.starts_with('.') {
-                continue;
-            }
-            let full = if prefix.is_empty() {
-                n.to_owned()
-            } else {
-                format!("{prefix}/{n}")
-            };
-            let p = dir.join(n);
-            if e.file_type == FileType::Directory {
-                self.walk_refs(&p, &full, f)?;
-            } else if e.file_type == FileType::Symlink {
+        let aliases_here = dir.starts_with("refs/heads");
+        self.walk_ref_dir(dir, prefix, &mut |p, name, ty| {
+            if ty == FileType::Symlink {
                 // An alias (only meaningful under refs/heads).
                 let spec = RefSpec {
                     remote: None,
-                    name: full.clone(),
+                    name: name.clone(),
                 };
-                if dir.starts_with("refs/heads")
-                    && let Some(c) = self.read_ref(&spec)?
-                {
-                    f(full, c);
+                if aliases_here && let Some(c) = self.read_ref(&spec)? {
+                    f(name, c);
                 }
-            } else if let Some(d) = fsutil::read_file_optional_at(self.dfd(), &p)? {
-                f(full, parse_ref_file(&d, &p)?);
+            } else if let Some(d) = fsutil::read_file_optional_at(self.dfd(), p)? {
+                f(name, parse_ref_file(&d, p)?);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Resolves a revision: a checksum, a ref, `remote:ref`, with `^` suffixes
