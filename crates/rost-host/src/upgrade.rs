@@ -136,28 +136,28 @@ impl Host {
     /// The deployment an update starts from: the pending one if there is one
     /// (a second upgrade replaces it), else the booted (or default) one.
     fn source_deployment(&self, osname: Option<&str>) -> Result<Deployment> {
+        Ok(self.source_and_running(osname)?.0)
+    }
+
+    /// The source deployment (see [`Host::source_deployment`]) and the
+    /// running (or default) one, from one look at the roles.
+    fn source_and_running(&self, osname: Option<&str>) -> Result<(Deployment, Deployment)> {
         let roles = self.roles(osname);
-        roles
-            .pending
-            .or(roles.booted)
-            .ok_or_else(|| Error::NoDeployment {
-                sysroot: self.sysroot.path().display().to_string(),
-            })
+        let running = roles.booted.ok_or_else(|| Error::NoDeployment {
+            sysroot: self.sysroot.path().display().to_string(),
+        })?;
+        Ok((roles.pending.unwrap_or_else(|| running.clone()), running))
     }
 
     fn move_to(&mut self, target: Target, opts: &MoveOptions, rebase: bool) -> Result<MoveReport> {
         let lock = self.sysroot.lock()?;
-        let base = self.source_deployment(opts.osname.as_deref())?;
+        // `running`: what runs now (or boots by default); the diff users see
+        // starts there, even when a pending deployment is what gets replaced.
+        let (base, running) = self.source_and_running(opts.osname.as_deref())?;
         let spec = match &target {
             Target::Rebase(s) => s.clone(),
             _ => origin_refspec(&base)?,
         };
-        // What runs now (or boots by default): the diff users see starts here,
-        // even when a pending deployment is what gets replaced.
-        let running = self
-            .roles(opts.osname.as_deref())
-            .booted
-            .unwrap_or_else(|| base.clone());
         let from = CommitInfo::load(self.sysroot.repo(), &running.csum)?;
         let source_time = self.sysroot.repo().load_commit(&base.csum)?.timestamp;
         let (csum, pull) = self.fetch_target(&target, &spec, opts)?;
